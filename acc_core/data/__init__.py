@@ -1,0 +1,57 @@
+"""Factor datasets: `load(name, root=None) -> FactorDataset` (DESIGN.md, "Data sources").
+
+Sources register themselves in `SOURCES` (name -> loader). Each has a manifest in
+`data_manifests/<name>.json` with its factors, value labels, files, URLs, checksums, licence.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from acc_core.data.base import DataError, FactorDataset
+from acc_core.paths import MANIFEST_DIR
+
+# name -> (module, loader function); imported lazily so `import acc_core.data` stays cheap.
+SOURCES: dict[str, tuple[str, str]] = {
+    "shapes3d-procedural": ("acc_core.data.shapes3d_procedural", "load_procedural"),
+    "shapes3d": ("acc_core.data.shapes3d", "load_shapes3d"),
+    "mnist": ("acc_core.data.mnist", "load_mnist"),
+    "digits": ("acc_core.data.digits", "load_digits"),
+}
+
+_CACHE: dict[tuple[str, str | None], FactorDataset] = {}
+
+
+def available() -> list[str]:
+    return list(SOURCES)
+
+
+def manifest(name: str) -> dict:
+    _check_name(name)
+    with open(MANIFEST_DIR / f"{name}.json") as f:
+        return json.load(f)
+
+
+def _check_name(name: str) -> None:
+    if name not in SOURCES:
+        raise ValueError(f"unknown data source {name!r}; valid names: {', '.join(SOURCES)}")
+
+
+def load(name: str, root=None, **kwargs) -> FactorDataset:
+    """Load a data source by name. `root` is a file or data directory where relevant."""
+    _check_name(name)
+    key = (name, None if root is None else str(root)) if not kwargs else None
+    if key is not None and key in _CACHE:
+        return _CACHE[key]
+    import importlib
+
+    module, fn = SOURCES[name]
+    loader: Callable[..., FactorDataset] = getattr(importlib.import_module(module), fn)
+    ds = loader(root, **kwargs)
+    if key is not None:
+        _CACHE[key] = ds
+    return ds
+
+
+__all__ = ["DataError", "FactorDataset", "SOURCES", "available", "load", "manifest"]

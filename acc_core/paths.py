@@ -1,0 +1,61 @@
+"""Where things live on disk, and writing files so that nothing half-written is ever left.
+
+`ACC_HOME` holds the run store (default `./runs`); `ACC_DATA_DIR` holds datasets and
+caches (default `~/.cache/acc-explorer/data`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MANIFEST_DIR = REPO_ROOT / "data_manifests"
+PRETRAINED_DIR = REPO_ROOT / "pretrained"
+
+
+def acc_home() -> Path:
+    return Path(os.environ.get("ACC_HOME", "runs")).expanduser().resolve()
+
+
+def data_dir() -> Path:
+    env = os.environ.get("ACC_DATA_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "acc-explorer" / "data"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside `path`; on success rename it into place.
+
+    On any exception the temporary file is removed and `path` is untouched, so a reader
+    never sees a partial file (an interrupted download, render or checkpoint).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def atomic_write_json(path: str | os.PathLike, obj, *, indent: int | None = 2) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=indent, sort_keys=True) + "\n").encode())
