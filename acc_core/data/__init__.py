@@ -20,7 +20,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     "digits": ("acc_core.data.digits", "load_digits"),
 }
 
-_CACHE: dict[tuple[str, str | None], FactorDataset] = {}
+_CACHE: dict[tuple, FactorDataset] = {}
 
 
 def available() -> list[str]:
@@ -41,16 +41,15 @@ def _check_name(name: str) -> None:
 def load(name: str, root=None, **kwargs) -> FactorDataset:
     """Load a data source by name. `root` is a file or data directory where relevant."""
     _check_name(name)
-    key = (name, None if root is None else str(root)) if not kwargs else None
-    if key is not None and key in _CACHE:
+    key = (name, None if root is None else str(root), tuple(sorted(kwargs.items())))
+    if key in _CACHE:
         return _CACHE[key]
     import importlib
 
     module, fn = SOURCES[name]
     loader: Callable[..., FactorDataset] = getattr(importlib.import_module(module), fn)
     ds = loader(root, **kwargs)
-    if key is not None:
-        _CACHE[key] = ds
+    _CACHE[key] = ds
     return ds
 
 

@@ -1,0 +1,329 @@
+"""`acc`: train, list, cancel and evaluate runs; manage data; run the background worker.
+
+Errors a user can fix (an impossible config, a missing dataset) print one clear line and
+exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+
+
+def _csv(text: str | None) -> tuple[str, ...]:
+    return tuple(s.strip() for s in (text or "").split(",") if s.strip())
+
+
+def _held_out(items: list[str] | None) -> dict:
+    out: dict[str, tuple[int, ...]] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--held-out expects FACTOR=V1,V2 (e.g. digit=9), got {item!r}")
+        name, values = item.split("=", 1)
+        try:
+            out[name.strip()] = tuple(int(v) for v in _csv(values))
+        except ValueError:
+            raise ValueError(f"--held-out values must be integers, got {values!r}") from None
+    return out
+
+
+def config_from_args(args):
+    """Preset first, then every flag that was given overrides it."""
+    from acc_core.config import DataConfig, ModelConfig, SetSpec, preset
+
+    cfg = preset(args.preset, args.data)
+    d, m, t = cfg.data, cfg.model, cfg.train
+    if args.image_size is not None:
+        d = dataclasses.replace(d, image_size=args.image_size or None)
+    if args.held_out is not None:
+        d = dataclasses.replace(d, held_out=_held_out(args.held_out))
+    set_a, set_b = cfg.set_a, cfg.set_b
+    if args.inactive_a is not None:
+        set_a = SetSpec(inactive=_csv(args.inactive_a))
+    if args.inactive_b is not None:
+        set_b = SetSpec(inactive=_csv(args.inactive_b))
+    if args.b_unconstrained:
+        set_b = SetSpec(inactive=())
+    m = ModelConfig(
+        encoder=args.encoder or m.encoder,
+        embedding_dim=args.embedding_dim or m.embedding_dim,
+    )
+    overrides = {
+        "method": args.method,
+        "similarity": args.similarity,
+        "temperature": args.temperature,
+        "set_size": args.set_size,
+        "pairs_per_step": args.pairs,
+        "lr": args.lr,
+        "steps": args.steps,
+        "seed": args.seed,
+        "checkpoint_every": args.checkpoint_every,
+        "snapshot_every": args.snapshot_every,
+        "probe_size": args.probe_size,
+    }
+    t = dataclasses.replace(t, **{k: v for k, v in overrides.items() if v is not None})
+    if args.augment is not None:
+        t = dataclasses.replace(t, augmentations=_csv(args.augment))
+    if args.double_augmentation:
+        t = dataclasses.replace(t, double_augmentation=True)
+    return cfg.replace(data=d, set_a=set_a, set_b=set_b, model=m, train=t)
+
+
+def _bar(step: int, steps: int, width: int = 30) -> str:
+    done = int(width * step / max(steps, 1))
+    return "[" + "#" * done + "." * (width - done) + "]"
+
+
+def cmd_train(args) -> int:
+    from acc_core.config import validate
+    from acc_core.sets import validate_sets
+    from acc_core.store import RunStore
+    from acc_core.train import load_dataset
+
+    cfg = config_from_args(args)
+    validate(cfg)
+    dataset = load_dataset(cfg)  # a missing dataset fails here, before anything is queued
+    for spec in (cfg.set_a, cfg.set_b):
+        validate_sets(dataset, spec.inactive, cfg.train.set_size, dict(cfg.data.held_out))
+    store = RunStore()
+    rec = store.submit(cfg, label=args.label, retry=True)
+    print(f"run {rec.run_id}: {cfg.describe()}")
+    if rec.status == "done":
+        print(f"already trained (cache hit): {rec.dir}")
+        return 0
+    if args.queue:
+        from acc_core.worker import ensure_worker
+
+        started = ensure_worker(store.root, device=args.device)
+        print(f"queued; {'started a worker' if started else 'a worker is already running'}")
+        return 0
+    return _train_in_foreground(store, rec, args.device)
+
+
+def _train_in_foreground(store, rec, device) -> int:
+    from acc_core.train import train
+
+    worker_id = f"cli-{os.getpid()}"
+    if not store.claim(rec.run_id, worker_id, os.getpid()):
+        print(f"run {rec.run_id} is being trained by another process; follow it with `acc runs`")
+        return 0
+    last = [0.0]
+
+    def progress(p: dict) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.5 or p["step"] == p["steps"]:
+            last[0] = now
+            store.heartbeat(rec.run_id, worker_id, p["step"], p["steps"])
+            eta = p.get("eta_s")
+            sys.stderr.write(
+                f"\r{_bar(p['step'], p['steps'])} {p['step']}/{p['steps']} "
+                f"loss {p['loss']:.4f}  {p['steps_per_s']:.1f} steps/s"
+                + (f"  eta {eta:.0f}s " if eta is not None else " ")
+            )
+            sys.stderr.flush()
+
+    try:
+        result = train(
+            rec.config,
+            rec.dir,
+            device=device,
+            progress=progress,
+            should_stop=lambda: store.cancel_requested(rec.run_id),
+        )
+    except KeyboardInterrupt:
+        store.finish(rec.run_id, "interrupted", step=store.get(rec.run_id).step,
+                     reason="interrupted from the keyboard")
+        sys.stderr.write("\ninterrupted; `acc train` with the same flags resumes it\n")
+        return 130
+    except Exception as e:
+        store.finish(rec.run_id, "failed", step=store.get(rec.run_id).step, reason=str(e))
+        raise
+    sys.stderr.write("\n")
+    store.finish(rec.run_id, result["status"], step=result["step"], reason=result["reason"])
+    print(f"{result['status']} at step {result['step']}" +
+          (f": {result['reason']}" if result["reason"] else "") + f"  ({rec.dir})")
+    return 0 if result["status"] == "done" else 1
+
+
+def cmd_runs(args) -> int:
+    from acc_core.store import RunStore
+
+    store = RunStore()
+    store.reap_dead()
+    runs = store.list_runs(include_pretrained=not args.user_only)
+    if args.json:
+        print(json.dumps([{"run_id": r.run_id, "status": r.status, "step": r.step,
+                           "steps": r.steps, "label": r.label, "source": r.source,
+                           "reason": r.reason} for r in runs], indent=2))
+        return 0
+    if not runs:
+        print("no runs yet: `acc train --preset quick` starts one")
+        return 0
+    print(f"{'run':<14}{'status':<13}{'progress':<14}{'source':<12}label")
+    for r in runs:
+        prog = f"{r.step}/{r.steps}"
+        label = r.label or r.config.describe()
+        extra = f"  ({r.reason})" if r.reason and r.status in ("failed", "interrupted") else ""
+        print(f"{r.run_id:<14}{r.status:<13}{prog:<14}{r.source:<12}{label}{extra}")
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    from acc_core.store import RunStore
+
+    store = RunStore()
+    run_id = store.resolve(args.run)
+    store.request_cancel(run_id)
+    print(f"cancel requested for {run_id}: now {store.get(run_id).status}")
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from acc_core.worker import run_worker
+
+    run_worker(device=args.device, once=args.once, idle_exit=args.idle_exit)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from acc_core import evaluate
+
+    rep = evaluate.report(args.run, sigma=args.sigma)
+    if args.json:
+        print(json.dumps(rep, indent=2, default=float))
+    else:
+        print(evaluate.format_report(rep))
+    return 0
+
+
+def cmd_data(args) -> int:
+    from acc_core import data as data_sources
+
+    if args.action == "list":
+        for name in data_sources.available():
+            print(f"{name:<22}{data_sources.manifest(name).get('description', '')}")
+        return 0
+    if args.action == "info":
+        ds = data_sources.load(args.name)
+        print(json.dumps(ds.describe(), indent=2))
+        return 0
+    if args.action == "render":
+        if args.name != "shapes3d-procedural":
+            raise ValueError("only shapes3d-procedural can be rendered; others are downloaded")
+        from acc_core.data.shapes3d_procedural import materialise
+
+        path = materialise(size=args.size)
+        print(f"rendered to {path}")
+        return 0
+    if args.action == "download":
+        if args.name == "mnist":
+            from acc_core.data.mnist import download_mnist
+
+            print(f"downloaded to {download_mnist()}")
+            return 0
+        if args.name == "shapes3d":
+            from acc_core.data.shapes3d import missing_message
+
+            print(missing_message())
+            return 2
+        raise ValueError(f"{args.name} needs no download")
+    return 2
+
+
+def cmd_pretrained(args) -> int:
+    from acc_core import pretrained
+
+    if args.action == "list":
+        for p in pretrained.list_pretrained():
+            print(f"{p['name']:<28}{p['run_id']:<14}{p.get('description', '')}")
+        return 0
+    out = pretrained.reproduce(args.name, device=args.device)
+    print(json.dumps(out, indent=2, default=float))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="acc", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a run (or return the cached one)")
+    t.add_argument("--preset", default="quick", choices=["quick", "paper"])
+    t.add_argument("--data", default="shapes3d-procedural",
+                   help="shapes3d-procedural (default), shapes3d, mnist, digits")
+    t.add_argument("--inactive-a", help="comma-separated inactive factors of set A")
+    t.add_argument("--inactive-b", help="comma-separated inactive factors of set B")
+    t.add_argument("--b-unconstrained", action="store_true", help="set B: no inactive factor")
+    t.add_argument("--held-out", action="append", help="FACTOR=V1,V2 value indices never trained on")
+    t.add_argument("--method", choices=["acc", "hue_infonce"])
+    t.add_argument("--similarity", choices=["l2sq", "l2", "cosine"])
+    t.add_argument("--temperature", type=float)
+    t.add_argument("--set-size", type=int)
+    t.add_argument("--pairs", type=int, help="set pairs per step")
+    t.add_argument("--lr", type=float)
+    t.add_argument("--steps", type=int)
+    t.add_argument("--encoder", help="shapes3d, mnist, table_s6")
+    t.add_argument("--embedding-dim", type=int)
+    t.add_argument("--image-size", type=int, help="0 keeps the source's size")
+    t.add_argument("--augment", help="comma-separated: hue,brightness_contrast,crop,...")
+    t.add_argument("--double-augmentation", action="store_true")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--checkpoint-every", type=int)
+    t.add_argument("--snapshot-every", type=int)
+    t.add_argument("--probe-size", type=int)
+    t.add_argument("--label")
+    t.add_argument("--device", help="cuda, mps or cpu (default: best available)")
+    t.add_argument("--queue", action="store_true", help="queue for the background worker")
+    t.set_defaults(fn=cmd_train)
+
+    r = sub.add_parser("runs", help="list runs with their status")
+    r.add_argument("--json", action="store_true")
+    r.add_argument("--user-only", action="store_true")
+    r.set_defaults(fn=cmd_runs)
+
+    c = sub.add_parser("cancel", help="cancel a queued or running run")
+    c.add_argument("run")
+    c.set_defaults(fn=cmd_cancel)
+
+    w = sub.add_parser("worker", help="train queued runs in the background")
+    w.add_argument("--device")
+    w.add_argument("--once", action="store_true", help="exit when the queue is empty")
+    w.add_argument("--idle-exit", type=float, default=None)
+    w.set_defaults(fn=cmd_worker)
+
+    e = sub.add_parser("eval", help="compute and cache a run's standard report")
+    e.add_argument("run")
+    e.add_argument("--sigma", type=float, default=None, help="noise scale (default sqrt(tau))")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(fn=cmd_eval)
+
+    d = sub.add_parser("data", help="data sources: list, info, render, download")
+    d.add_argument("action", choices=["list", "info", "render", "download"])
+    d.add_argument("name", nargs="?", default="shapes3d-procedural")
+    d.add_argument("--size", type=int, default=64)
+    d.set_defaults(fn=cmd_data)
+
+    pr = sub.add_parser("pretrained", help="shipped runs: list, reproduce NAME")
+    pr.add_argument("action", choices=["list", "reproduce"])
+    pr.add_argument("name", nargs="?")
+    pr.add_argument("--device")
+    pr.set_defaults(fn=cmd_pretrained)
+    return p
+
+
+def main(argv=None) -> int:
+    from acc_core.data import DataError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ValueError, DataError, RuntimeError, FileNotFoundError) as e:
+        print(f"acc: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""Shared helpers for the app's pages: the run store, cached analyses, pickers, plots, images.
+
+Views stay thin (DESIGN.md, "Layout"): every number comes from `acc_core` (the run store,
+`acc_core.evaluate`, which also caches on disk in the run directory). Here those calls are
+wrapped once more in Streamlit's in-memory caches so that changing a coloured factor or a
+noise scale redraws in well under a second. Cached functions take the store root and the
+run id (plain strings) rather than records, so two stores (e.g. two test homes) never share
+an entry, and a run directory is found again from its id.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import time
+import traceback
+
+import numpy as np
+import streamlit as st
+
+from acc_core import data as data_sources
+from acc_core import evaluate
+from acc_core.data import DataError
+from acc_core.paths import acc_home
+
+STATUS_ICONS = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌",
+                "interrupted": "⏸️", "cancelled": "🚫"}
+LIVE = ("queued", "running", "interrupted")  # a worker will still move these forward
+CATEGORICAL = ("shape", "digit")  # factors whose values have no order
+
+
+# ----- pages --------------------------------------------------------------------------------
+def run_page(body) -> None:
+    """Run a page body; a user-fixable error or a bug becomes one short message, no traceback.
+
+    Streamlit's own control flow (st.rerun, st.stop, st.switch_page) derives from
+    BaseException, so it passes through untouched.
+    """
+    try:
+        body()
+    except DataError as e:
+        st.error(str(e))
+    except ValueError as e:
+        st.warning(str(e))
+    except Exception as e:  # a bug: say what and where, keep the page alive
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        st.error(f"This page hit an unexpected error: {type(e).__name__}: {e} "
+                 f"(in {where.name}, {where.filename.rsplit('/', 1)[-1]}:{where.lineno}).")
+
+
+# ----- the run store ---------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _store(root: str):
+    from acc_core.store import RunStore
+
+    return RunStore(root)
+
+
+def root() -> str:
+    return str(acc_home())
+
+
+def store():
+    return _store(root())
+
+
+def list_runs(status=None, *, reap: bool = True) -> list:
+    """All runs, newest first, pretrained included; runs of a dead worker become interrupted."""
+    s = store()
+    if reap:
+        s.reap_dead()
+    runs = s.list_runs(include_pretrained=True)
+    if status is not None:
+        wanted = (status,) if isinstance(status, str) else tuple(status)
+        runs = [r for r in runs if r.status in wanted]
+    return runs
+
+
+def get_run(run_id: str):
+    return store().get(run_id)
+
+
+def run_label(r) -> str:
+    name = r.label or r.config.describe()
+    origin = "pretrained · " if r.source == "pretrained" else ""
+    return f"{STATUS_ICONS.get(r.status, '')} {name} · {origin}{r.status} · {r.run_id[:8]}"
+
+
+def pick_run(runs: list, *, key: str, label: str = "Run", help: str | None = None):
+    """A run selectbox that remembers the last choice across pages (session state)."""
+    if not runs:
+        st.info("No finished runs yet. Launch one on the **Train** page (the quick preset "
+                "takes a few minutes on a laptop CPU), then come back.")
+        return None
+    ids = [r.run_id for r in runs]
+    by_id = {r.run_id: r for r in runs}
+    last = st.session_state.get("selected_run")
+    choice = st.selectbox(label, ids, index=ids.index(last) if last in ids else 0,
+                          format_func=lambda i: run_label(by_id[i]), key=key, help=help)
+    st.session_state["selected_run"] = choice
+    return by_id[choice]
+
+
+def inactive_factors(config) -> list[str]:
+    """Factors held fixed within set A or set B: these are the ones ACC should drop."""
+    return sorted(set(config.set_a.inactive) | set(config.set_b.inactive))
+
+
+def runs_table(runs: list):
+    import pandas as pd
+
+    rows = [{
+        "status": f"{STATUS_ICONS.get(r.status, '')} {r.status}",
+        "run": r.label or r.config.describe(),
+        "data": r.config.data.source,
+        "inactive in A": ", ".join(r.config.set_a.inactive) or "-",
+        "inactive in B": ", ".join(r.config.set_b.inactive) or "unconstrained",
+        "progress": (r.step / r.steps) if r.steps else 0.0,
+        "from": r.source,
+        "id": r.run_id[:8],
+    } for r in runs]
+    return pd.DataFrame(rows)
+
+
+# ----- datasets and images -------------------------------------------------------------------------
+@st.cache_resource(show_spinner="Loading dataset…")
+def dataset(source: str, image_size: int | None = None):
+    """The dataset a run trained on (raises DataError with how-to-get-it when missing)."""
+    from acc_core.config import DataConfig, RunConfig
+    from acc_core.train import load_dataset
+
+    return load_dataset(RunConfig(data=DataConfig(source=source, image_size=image_size)))
+
+
+def run_dataset(r):
+    return dataset(r.config.data.source, r.config.data.image_size)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def images(source: str, image_size: int | None, indices: tuple[int, ...], size: int = 72):
+    """uint8 (n, size, size, 3) display copies, upscaled with nearest neighbours."""
+    from PIL import Image
+
+    raw = dataset(source, image_size).images(np.asarray(indices, dtype=np.int64))
+    out = []
+    for im in raw:
+        if im.shape[-1] == 1:
+            im = np.repeat(im, 3, axis=-1)
+        out.append(np.asarray(Image.fromarray(im).resize((size, size), Image.NEAREST)))
+    return np.stack(out) if out else np.zeros((0, size, size, 3), np.uint8)
+
+
+def show_images(source, image_size, indices, captions=None, *, size: int = 72, width: int = 84):
+    """A wrapping grid of images with captions (st.image lays a list out left to right)."""
+    indices = [int(i) for i in indices]
+    if not indices:
+        return
+    ims = images(source, image_size, tuple(indices), size)
+    st.image(list(ims), caption=captions, width=width)
+
+
+def value_label(ds, k: int, v: int) -> str:
+    return str(ds.value_labels[k][int(v)])
+
+
+# ----- cached analyses (all keyed by store root + run id) -----------------------------------------
+def _rec(root_: str, run_id: str):
+    rec = _store(root_).get(run_id)
+    if rec is None:
+        raise ValueError(f"run {run_id} is not in the store at {root_}; pick another run")
+    return rec
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def snapshot_steps(root_: str, run_id: str, version: int) -> list[int]:
+    """`version` (the run's step) makes a growing run list its new snapshots."""
+    return evaluate.snapshot_steps(_rec(root_, run_id))
+
+
+@st.cache_data(show_spinner="Projecting embeddings…", max_entries=128)
+def projection(root_: str, run_id: str, step, method: str = "pca") -> dict:
+    return evaluate.projection(_rec(root_, run_id), step, method=method)
+
+
+@st.cache_data(show_spinner="Sweeping the noise scale…", max_entries=64)
+def noise_sweep(root_: str, run_id: str, step="final") -> dict:
+    return evaluate.noise_sweep(_rec(root_, run_id), step)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def mi_at(root_: str, run_id: str, sigma: float, step="final") -> np.ndarray:
+    return evaluate.mi_at(_rec(root_, run_id), sigma, step)
+
+
+@st.cache_data(show_spinner="Training probes…", max_entries=64)
+def probes(root_: str, run_id: str, sigma: float | None = None) -> dict:
+    return evaluate.probes(_rec(root_, run_id), sigma)
+
+
+@st.cache_data(show_spinner="Finding neighbours…", max_entries=64)
+def agreement(root_: str, run_id: str, k: int = 10) -> dict:
+    return evaluate.agreement(_rec(root_, run_id), k)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def embeddings(root_: str, run_id: str, step="final") -> dict:
+    return evaluate.embeddings(_rec(root_, run_id), step)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def knn(root_: str, run_id: str, position: int, k: int) -> dict:
+    return evaluate.knn_images(_rec(root_, run_id), position, k)
+
+
+@st.cache_data(show_spinner="Building the retrieval grid…", max_entries=32)
+def class_grid(root_: str, run_id: str) -> np.ndarray:
+    return evaluate.class_grid(_rec(root_, run_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def estimate_seconds(config_json: str) -> float:
+    from acc_core.config import RunConfig
+
+    return evaluate.estimate_seconds(RunConfig.from_json(config_json))
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None or not np.isfinite(s):
+        return "–"
+    s = int(round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+def ago(t: float | None) -> str:
+    return "–" if not t else f"{fmt_seconds(max(0.0, time.time() - float(t)))} ago"
+
+
+# ----- colours and plots ----------------------------------------------------------------------------
+def factor_colours(ds, k: int, values: np.ndarray) -> list[str]:
+    """One CSS colour per point for factor k: hues as themselves, categories as a palette."""
+    import plotly.express as px
+
+    name, n = ds.factor_names[k], ds.factor_sizes[k]
+    values = np.asarray(values, dtype=np.int64)
+    if "hue" in name:
+        hues = np.asarray(ds.factor_values[k], dtype=float)
+        table = ["rgb(%d,%d,%d)" % tuple(int(255 * c) for c in colorsys.hsv_to_rgb(h % 1, .85, .9))
+                 for h in hues]
+    elif name in CATEGORICAL:
+        pal = px.colors.qualitative.D3
+        table = [pal[i % len(pal)] for i in range(n)]
+    else:
+        table = px.colors.sample_colorscale("Viridis", [i / max(n - 1, 1) for i in range(n)])
+    return [table[v] for v in values]
+
+
+def subsample(n: int, cap: int, seed: int = 0) -> np.ndarray:
+    """Positions of at most `cap` of n points, fixed for a given n (so plots do not jitter)."""
+    if n <= cap:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
+
+
+def small_multiples(rows: list[tuple[str, np.ndarray]], factors: np.ndarray, ds,
+                    inactive: list[str], *, cap: int = 800, height_per_row: int = 230):
+    """Rows of projections (title, coords (N, 2)) x one scatter per factor, coloured by it."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    K = len(ds.factor_names)
+    keep = subsample(len(factors), cap)
+    titles = [f"{name} (inactive)" if name in inactive else name for name in ds.factor_names]
+    fig = make_subplots(rows=len(rows), cols=K, row_titles=[r[0] for r in rows],
+                        subplot_titles=titles, horizontal_spacing=0.02, vertical_spacing=0.06)
+    for r, (_, coords) in enumerate(rows, start=1):
+        for k in range(K):
+            v = factors[keep, k]
+            fig.add_trace(go.Scatter(
+                x=coords[keep, 0], y=coords[keep, 1], mode="markers",
+                marker=dict(size=4, color=factor_colours(ds, k, v)),
+                text=[value_label(ds, k, x) for x in v],
+                hovertemplate=f"{ds.factor_names[k]}: %{{text}}<extra></extra>",
+                showlegend=False), row=r, col=k + 1)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    for k, name in enumerate(ds.factor_names):  # inactive factors: grey titles
+        if name in inactive:
+            fig.layout.annotations[k].font.color = "#999"
+    fig.update_layout(height=height_per_row * len(rows) + 40, margin=dict(l=10, r=40, t=40, b=10))
+    return fig
+
+
+def scatter_by_factor(coords: np.ndarray, factors: np.ndarray, ds, k: int, *, title: str = "",
+                      height: int = 460):
+    """One projection coloured by factor k, with a legend of its values; trace 0 holds all
+    points in order (so a box/lasso selection's point indices are positions)."""
+    import plotly.graph_objects as go
+
+    v = factors[:, k]
+    colours = factor_colours(ds, k, v)
+    fig = go.Figure(go.Scatter(
+        x=coords[:, 0], y=coords[:, 1], mode="markers", marker=dict(size=6, color=colours),
+        text=[value_label(ds, k, x) for x in v], showlegend=False,
+        hovertemplate=f"{ds.factor_names[k]}: %{{text}}<br>position %{{pointIndex}}<extra></extra>"))
+    # Legend only: one empty trace per value, so the colour key is readable.
+    seen = {}
+    for val, c in zip(v.tolist(), colours):
+        seen.setdefault(val, c)
+    for val in sorted(seen):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=value_label(ds, k, val),
+                                 marker=dict(size=8, color=seen[val])))
+    fig.update_layout(title=title, height=height, dragmode="select",
+                      legend=dict(title=ds.factor_names[k]), margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    return fig
