@@ -2,8 +2,9 @@
 
 The offline default for digit style isolation: 1,797 images of 8x8 pixels with values
 0..16 (the UCI optical digits, shipped inside scikit-learn, so no download). They are
-upsampled to MNIST's 28x28 (bicubic) and rescaled to 0..255 uint8, so the MNIST encoder of
-seed 001 Table S4 takes them unchanged. One factor, `digit`, is held fixed within a set to
+brought to MNIST's framing, a digit in a 20x20 box centred in 28x28 with a 4-pixel black
+margin (bicubic upsampling, rescaled to 0..255 uint8), so the MNIST encoder of seed 001
+Table S4 sees them as it sees MNIST. One factor, `digit`, is held fixed within a set to
 isolate style (stroke width, slant) as the paper does with MNIST.
 """
 
@@ -14,6 +15,7 @@ import numpy as np
 from acc_core.data.base import FactorDataset
 
 DIGIT_SIZE = 28  # MNIST's side, the input of seed 001 Table S4
+DIGIT_BOX = 20  # MNIST size-normalises each digit into a 20x20 box centred in 28x28
 
 
 class DigitDataset(FactorDataset):
@@ -40,16 +42,20 @@ class DigitDataset(FactorDataset):
         return self._pixels[idx][..., None]  # (n, H, W, 1)
 
 
-def upsample_digits(images: np.ndarray, size: int = DIGIT_SIZE) -> np.ndarray:
-    """(n, 8, 8) float 0..16 -> (n, size, size) uint8 0..255, bicubic.
+def upsample_digits(images: np.ndarray, size: int = DIGIT_SIZE, box: int = DIGIT_BOX) -> np.ndarray:
+    """(n, 8, 8) float 0..16 -> (n, size, size) uint8 0..255: bicubic to (box, box), centred.
 
-    Bicubic keeps strokes smooth; it overshoots slightly at edges, hence the clip.
+    The 8x8 digits fill their frame; upsampling into MNIST's 20x20 box with a black margin
+    keeps strokes off the border as in MNIST. Bicubic keeps strokes smooth; it overshoots
+    slightly at edges, hence the clip.
     """
     import torch
     import torch.nn.functional as F
 
     x = torch.as_tensor(np.asarray(images, dtype=np.float32))[:, None] / 16.0  # (n, 1, 8, 8)
-    y = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
+    y = F.interpolate(x, size=(box, box), mode="bicubic", align_corners=False)  # (n, 1, box, box)
+    margin = (size - box) // 2
+    y = F.pad(y, (margin, size - box - margin, margin, size - box - margin))  # (n, 1, size, size)
     return (y[:, 0].clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).numpy()  # (n, size, size)
 
 

@@ -1,0 +1,489 @@
+"""Run store: a SQLite index of runs plus one directory per run (DESIGN.md, "Layout").
+
+The same config is the same run (DESIGN.md, "Contracts"): the run id hashes the canonical
+config JSON, so `submit` is INSERT OR IGNORE and submitting again is a cache hit, never a
+second training of the model of seed 000 section 3.
+
+    queued -> running -> done | failed | cancelled
+              running -> interrupted (its worker died or was stopped) -> running (resumed)
+
+Workers `claim_next`, `heartbeat` and `finish` runs; anyone may `reap_dead` runs whose worker
+is gone. A run directory root/<run_id>/ holds config.json (written at submit), and what
+`acc_core.train.train` writes: checkpoint.pt, log.jsonl, snapshots/step_0000100.npz.
+Pretrained runs ship read-only in pretrained/<name>/ (config.json + meta.json) and are listed
+beside user runs without being in the database, so the shipped folder needs none.
+
+SQLite in WAL mode lets readers (the app) go on while a worker writes; a connection is opened
+per call, so none is ever shared across threads (Streamlit runs each script in a thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from acc_core.config import RunConfig, validate
+from acc_core.data.base import DataError
+from acc_core.paths import PRETRAINED_DIR, acc_home, atomic_write_json
+
+STATUSES = ("queued", "running", "done", "failed", "interrupted", "cancelled")
+LIVE = ("queued", "running", "interrupted")  # a worker will still move these forward
+RETRYABLE = ("failed", "cancelled", "interrupted")
+FINAL = ("done", "failed", "cancelled", "interrupted")  # what `finish` may set
+MAX_CRASHES = 3  # a run whose worker died this often is failed, so it cannot kill workers forever
+BUSY_TIMEOUT_S = 10.0
+_SNAPSHOT = re.compile(r"^step_(\d+)\.npz$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    label TEXT,
+    config_json TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    step INTEGER NOT NULL DEFAULT 0,
+    steps INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    worker_id TEXT,
+    worker_pid INTEGER,
+    worker_host TEXT,     -- a pid only means something on the host that owns it
+    heartbeat_at REAL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    crashes INTEGER NOT NULL DEFAULT 0
+)"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as the store sees it; `config` is parsed from `config_json` on first use."""
+
+    run_id: str
+    label: str
+    config_json: str
+    status: str
+    created_at: float
+    updated_at: float
+    step: int
+    steps: int
+    reason: str | None
+    worker_id: str | None
+    worker_pid: int | None
+    worker_host: str | None
+    heartbeat_at: float | None
+    cancel_requested: bool
+    crashes: int
+    source: str  # "user" or "pretrained"
+    dir: Path
+    description: str = ""
+
+    @functools.cached_property
+    def config(self) -> RunConfig:
+        try:
+            return RunConfig.from_json(self.config_json)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise DataError(
+                f"run {self.run_id} has a config this version cannot read ({type(e).__name__}: "
+                f"{e}); delete the run and submit its settings again"
+            ) from None
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the training steps done, in [0, 1]."""
+        return min(1.0, self.step / self.steps) if self.steps else 0.0
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether process `pid` exists on this host and is not a zombie."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    try:  # a killed child nobody waited for is a zombie: dead, though kill(pid, 0) succeeds
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+class RunStore:
+    def __init__(self, root=None, *, pretrained_dir=None):
+        self.root = Path(root).expanduser().resolve() if root is not None else acc_home()
+        self.pretrained_dir = Path(pretrained_dir) if pretrained_dir is not None else PRETRAINED_DIR
+        self.db_path = self.root / "runs.sqlite"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DataError(f"cannot create the run store folder {self.root} ({e}); "
+                            "set ACC_HOME to a writable folder") from None
+        with self._db() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+            db.execute(_SCHEMA)
+
+    # ----- database -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _db(self, *, write: bool = False):
+        """A fresh connection; `write` wraps the block in BEGIN IMMEDIATE ... COMMIT."""
+        con = None
+        try:
+            con = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            con.row_factory = sqlite3.Row
+            con.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            if write:
+                con.execute("BEGIN IMMEDIATE")  # take the write lock now: read-then-write is atomic
+            yield con
+            if write:
+                con.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise self._db_error(e) from None
+        finally:
+            if con is not None:
+                if con.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        con.rollback()
+                con.close()
+
+    def _db_error(self, e: sqlite3.Error) -> DataError:
+        msg = str(e)
+        if "locked" in msg or "busy" in msg:
+            return DataError(f"the run store {self.db_path} stayed locked for {BUSY_TIMEOUT_S:g} s "
+                             "by another process; try again")
+        if "unable to open" in msg or "readonly" in msg:
+            return DataError(f"cannot write the run store {self.db_path} ({msg}); "
+                             "set ACC_HOME to a writable folder")
+        return DataError(f"the run store database {self.db_path} is unreadable ({msg}); move it "
+                         f"aside and a new empty index is created (run folders in {self.root} are kept)")
+
+    def _record(self, row: sqlite3.Row) -> RunRecord:
+        d = dict(row)
+        d["cancel_requested"] = bool(d["cancel_requested"])
+        return RunRecord(**d, source="user", dir=self.root / d["run_id"])
+
+    def _row(self, db, run_id: str) -> RunRecord | None:
+        row = db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return None if row is None else self._record(row)
+
+    # ----- submitting and finding runs ----------------------------------------------------------
+    def submit(self, config: RunConfig, *, label: str | None = None, retry: bool = False) -> RunRecord:
+        """Queue `config`, or return its existing run (a cache hit). `retry` re-queues a run
+        that failed, was cancelled or interrupted; it resumes from its last checkpoint."""
+        validate(config)
+        run_id = config.run_id
+        pretrained = self._pretrained().get(run_id)
+        if pretrained is not None:
+            return pretrained
+        if not (self.root / run_id / "config.json").exists():
+            atomic_write_json(self.root / run_id / "config.json", config.to_dict())
+        now = time.time()
+        with self._db(write=True) as db:
+            db.execute(
+                "INSERT OR IGNORE INTO runs (run_id, label, config_json, status, created_at,"
+                " updated_at, steps) VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+                (run_id, label or config.describe(), config.canonical_json(), now, now,
+                 config.train.steps),
+            )
+            if retry:
+                db.execute(
+                    "UPDATE runs SET status='queued', reason=NULL, cancel_requested=0, crashes=0,"
+                    " updated_at=? WHERE run_id=? AND status IN ('failed', 'cancelled', 'interrupted')",
+                    (now, run_id))
+            return self._row(db, run_id)
+
+    def get(self, run_id: str) -> RunRecord | None:
+        """The run with this id (or unique id prefix, or pretrained name); None if unknown."""
+        found = self._matches(run_id)
+        if len(found) > 1:
+            raise ValueError(self._ambiguous(run_id, found))
+        return found[0] if found else None
+
+    def resolve(self, prefix: str) -> str:
+        """The full run id for a unique prefix (or a pretrained run's name)."""
+        found = self._matches(prefix)
+        if len(found) == 1:
+            return found[0].run_id
+        if found:
+            raise ValueError(self._ambiguous(prefix, found))
+        known = ", ".join(r.run_id for r in self.list_runs()[:10]) or "none yet"
+        raise ValueError(f"no run matches {prefix!r}; known runs: {known}")
+
+    def _require(self, run_id: str) -> RunRecord:
+        rec = self.get(run_id)
+        if rec is None:
+            self.resolve(run_id)  # raises the message listing the known runs
+        return rec
+
+    def _matches(self, prefix: str) -> list[RunRecord]:
+        prefix = str(prefix).strip()
+        if not prefix:
+            raise ValueError("give a run id, or a unique prefix of one")
+        with self._db() as db:
+            exact = self._row(db, prefix)
+            rows = [] if exact else db.execute(
+                "SELECT * FROM runs WHERE substr(run_id, 1, ?)=? ORDER BY created_at DESC",
+                (len(prefix), prefix)).fetchall()
+        if exact:
+            return [exact]
+        pretrained = self._pretrained()
+        for rec in pretrained.values():
+            if prefix in (rec.run_id, rec.label, rec.dir.name):
+                return [rec]
+        found = {r["run_id"]: self._record(r) for r in rows}
+        for rid, rec in pretrained.items():
+            if rid.startswith(prefix):
+                found.setdefault(rid, rec)
+        return list(found.values())
+
+    @staticmethod
+    def _ambiguous(prefix: str, found: list[RunRecord]) -> str:
+        names = ", ".join(f"{r.run_id} ({r.label})" for r in found[:10])
+        return f"run id prefix {prefix!r} is ambiguous; give more characters of one of: {names}"
+
+    def list_runs(self, *, status=None, include_pretrained: bool = True) -> list[RunRecord]:
+        """User runs newest first, then pretrained runs by name. `status`: one or several."""
+        wanted = None if status is None else ((status,) if isinstance(status, str) else tuple(status))
+        bad = [s for s in wanted or () if s not in STATUSES]
+        if bad:
+            raise ValueError(f"unknown status {bad[0]!r}; valid: {', '.join(STATUSES)}")
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM runs ORDER BY created_at DESC, rowid DESC").fetchall()
+        runs = [self._record(r) for r in rows]
+        if include_pretrained:
+            ids = {r.run_id for r in runs}
+            runs += [r for r in self._pretrained().values() if r.run_id not in ids]
+        return [r for r in runs if wanted is None or r.status in wanted]
+
+    def run_dir(self, run_id: str) -> Path:
+        """The directory of a user run (root/<id>) or a pretrained run (pretrained/<name>)."""
+        return self._require(run_id).dir
+
+    # ----- pretrained runs -----------------------------------------------------------------------
+    def _pretrained(self) -> dict[str, RunRecord]:
+        out: dict[str, RunRecord] = {}
+        if not self.pretrained_dir.is_dir():
+            return out
+        for d in sorted(p for p in self.pretrained_dir.iterdir() if (p / "config.json").is_file()):
+            try:
+                stamp = tuple(f.stat().st_mtime_ns if f.exists() else 0
+                              for f in (d / "config.json", d / "meta.json"))
+                rec = _read_pretrained(d, stamp)
+            except DataError as e:  # one broken folder must not hide the others
+                warnings.warn(str(e), stacklevel=3)
+                continue
+            out.setdefault(rec.run_id, rec)
+        return out
+
+    # ----- the worker's side ------------------------------------------------------------------
+    def claim_next(self, worker_id: str, pid: int) -> RunRecord | None:
+        """Atomically take the oldest interrupted run (resume first), else the oldest queued."""
+        with self._db(write=True) as db:
+            row = db.execute(
+                "SELECT run_id FROM runs WHERE status IN ('interrupted', 'queued')"
+                " ORDER BY status='interrupted' DESC, created_at, rowid LIMIT 1").fetchone()
+            return None if row is None else self._take(db, row["run_id"], worker_id, pid)
+
+    def claim(self, run_id: str, worker_id: str, pid: int) -> RunRecord | None:
+        """Take this run if it is queued or interrupted (foreground training); else None."""
+        with self._db(write=True) as db:
+            rec = self._row(db, run_id)
+            if rec is None or rec.status not in ("queued", "interrupted"):
+                return None
+            return self._take(db, run_id, worker_id, pid)
+
+    def _take(self, db, run_id: str, worker_id: str, pid: int) -> RunRecord:
+        now = time.time()
+        db.execute(
+            "UPDATE runs SET status='running', reason=NULL, worker_id=?, worker_pid=?,"
+            " worker_host=?, heartbeat_at=?, updated_at=? WHERE run_id=?",
+            (worker_id, pid, socket.gethostname(), now, now, run_id))
+        return self._row(db, run_id)
+
+    def heartbeat(self, run_id: str, worker_id: str, step: int, steps: int) -> bool:
+        """Record progress; False when the run is no longer this worker's (reaped, finished)."""
+        now = time.time()
+        with self._db() as db:
+            cur = db.execute(
+                "UPDATE runs SET step=?, steps=?, heartbeat_at=?, updated_at=?"
+                " WHERE run_id=? AND worker_id=? AND status='running'",
+                (int(step), int(steps), now, now, run_id, worker_id))
+            return cur.rowcount == 1
+
+    def finish(self, run_id: str, status: str, *, step: int, reason: str | None = None,
+               worker_id: str | None = None) -> bool:
+        """Set a final status. With `worker_id`, only if that worker still holds the run."""
+        if status not in FINAL:
+            raise ValueError(f"cannot finish a run as {status!r}; valid: {', '.join(FINAL)}")
+        sql = ("UPDATE runs SET status=?, step=?, reason=?, cancel_requested=0, updated_at=?"
+               " WHERE run_id=?")
+        args = [status, int(step), reason, time.time(), run_id]
+        if worker_id is not None:
+            sql += " AND worker_id=? AND status='running'"
+            args.append(worker_id)
+        with self._db() as db:
+            return db.execute(sql, args).rowcount == 1
+
+    def request_cancel(self, run_id: str) -> RunRecord:
+        """A queued (or interrupted) run is cancelled at once; a running one stops at its next step."""
+        rec = self._require(run_id)
+        if rec.source == "pretrained":
+            raise ValueError(f"run {rec.run_id} is a pretrained run; it is read-only")
+        now = time.time()
+        with self._db(write=True) as db:
+            db.execute(
+                "UPDATE runs SET status='cancelled', reason='cancelled before it finished training',"
+                " updated_at=? WHERE run_id=? AND status IN ('queued', 'interrupted')", (now, rec.run_id))
+            db.execute("UPDATE runs SET cancel_requested=1, updated_at=? WHERE run_id=?"
+                       " AND status='running'", (now, rec.run_id))
+            return self._row(db, rec.run_id)
+
+    def cancel_requested(self, run_id: str) -> bool:
+        with self._db() as db:
+            row = db.execute("SELECT cancel_requested FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return bool(row and row[0])
+
+    def reap_dead(self, stale_after: float = 30.0) -> list[str]:
+        """Running runs whose worker is gone become interrupted (or cancelled, if a cancel was
+        pending, or failed after MAX_CRASHES deaths). Returns their ids. One cheap SELECT when
+        nothing is dead, so callers may run it on every page view."""
+        now, host = time.time(), socket.gethostname()
+        with self._db() as db:
+            rows = db.execute("SELECT run_id, worker_id, worker_pid, worker_host, heartbeat_at"
+                              " FROM runs WHERE status='running'").fetchall()
+        dead = [r for r in rows if (r["heartbeat_at"] or 0.0) < now - stale_after
+                or (r["worker_host"] == host and not pid_alive(r["worker_pid"]))]
+        if not dead:
+            return []
+        reaped = []
+        with self._db(write=True) as db:
+            for r in dead:
+                rec = self._row(db, r["run_id"])
+                if (rec is None or rec.status != "running" or rec.worker_id != r["worker_id"]
+                        or rec.heartbeat_at != r["heartbeat_at"]):
+                    continue  # it beat, finished or changed hands since we looked
+                crashes = rec.crashes + 1
+                if rec.cancel_requested:
+                    status, reason = "cancelled", f"cancelled; its worker stopped at step {rec.step}"
+                elif crashes >= MAX_CRASHES:
+                    status, reason = "failed", (f"worker died {crashes} times (last at step "
+                                                f"{rec.step}); see worker.log, then retry the run")
+                else:
+                    status, reason = "interrupted", f"worker died at step {rec.step}"
+                db.execute("UPDATE runs SET status=?, reason=?, crashes=?, cancel_requested=0,"
+                           " updated_at=? WHERE run_id=?", (status, reason, crashes, now, rec.run_id))
+                reaped.append(rec.run_id)
+        return reaped
+
+    # ----- what training wrote ------------------------------------------------------------------
+    def read_log(self, run_id: str) -> list[dict]:
+        """Records of log.jsonl. A torn line (a write cut off by a crash) is skipped, keeping any
+        whole record appended to it; when steps go back (a resume re-logs from its checkpoint),
+        the later records replace the ones they repeat."""
+        path = self.run_dir(run_id) / "log.jsonl"
+        try:
+            lines = path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        out: list[dict] = []
+        for line in lines:
+            rec = _parse_line(line)
+            if rec is None:
+                continue
+            step = rec.get("step")
+            if isinstance(step, int):
+                out = [r for r in out if not isinstance(r.get("step"), int) or r["step"] < step]
+            out.append(rec)
+        return out
+
+    def snapshot_steps(self, run_id: str) -> list[int]:
+        folder = self.run_dir(run_id) / "snapshots"
+        if not folder.is_dir():
+            return []
+        return sorted(int(m[1]) for p in folder.iterdir() if (m := _SNAPSHOT.match(p.name)))
+
+    def load_snapshot(self, run_id: str, step: int) -> dict:
+        """{embeddings (P, E) float32, indices (P,) int64, factors (P, K) int64, step} at `step`."""
+        path = self.run_dir(run_id) / "snapshots" / f"step_{int(step):07d}.npz"
+        if not path.exists():
+            have = self.snapshot_steps(run_id)
+            raise ValueError(f"run {run_id} has no snapshot at step {step}; "
+                             f"available steps: {', '.join(map(str, have)) or 'none yet'}")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError) as e:
+            raise DataError(f"snapshot {path} is unreadable ({e}); delete it (training writes "
+                            "it again if the run is resumed)") from None
+
+    def delete(self, run_id: str) -> None:
+        """Remove a user run (index row and folder); not while it is running."""
+        rec = self._require(run_id)
+        if rec.source == "pretrained":
+            raise ValueError(f"run {rec.run_id} is a pretrained run; it is read-only")
+        with self._db(write=True) as db:
+            cur = db.execute("DELETE FROM runs WHERE run_id=? AND status != 'running'", (rec.run_id,))
+            if cur.rowcount == 0:
+                raise ValueError(f"run {rec.run_id} is running; cancel it first, then delete it")
+        if rec.dir.exists():  # rename first, so a half-deleted folder never looks like a run
+            trash = self.root / f".deleted-{rec.run_id}-{uuid.uuid4().hex[:6]}"
+            os.replace(rec.dir, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+
+def _parse_line(line: str) -> dict | None:
+    try:
+        rec = json.loads(line)
+        return rec if isinstance(rec, dict) else None
+    except json.JSONDecodeError:
+        # A torn record followed by a whole one on the same line: keep the whole one.
+        for i in (m.start() for m in re.finditer(r"\{", line) if m.start() > 0):
+            with contextlib.suppress(json.JSONDecodeError):
+                rec = json.loads(line[i:])
+                return rec if isinstance(rec, dict) else None
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def _read_pretrained(d: Path, stamp: tuple) -> RunRecord:
+    """A pretrained run folder as a record (cached until its files change: `stamp`)."""
+    try:
+        config = RunConfig.from_json((d / "config.json").read_text())
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise DataError(f"pretrained run {d.name}: config.json is unreadable ({e}); restore the "
+                        f"folder {d} from the repository or remove it") from None
+    try:
+        meta = json.loads((d / "meta.json").read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        raise DataError(f"pretrained run {d.name}: meta.json is missing or unreadable ({e}); "
+                        f"restore the folder {d} from the repository or remove it") from None
+    status = meta.get("status", "done")
+    made = float(meta.get("created_at") or (d / "meta.json").stat().st_mtime)
+    step = int(meta.get("step", config.train.steps))
+    return RunRecord(
+        run_id=config.run_id, label=str(meta.get("name", d.name)), config_json=config.canonical_json(),
+        status=status if status in STATUSES else "done", created_at=made, updated_at=made,
+        step=step, steps=config.train.steps, reason=None, worker_id=None, worker_pid=None,
+        worker_host=None, heartbeat_at=None, cancel_requested=False, crashes=0,
+        source="pretrained", dir=d, description=str(meta.get("description", "")),
+    )

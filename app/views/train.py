@@ -1,0 +1,376 @@
+"""Train: choose the weak set supervision, launch runs, and watch them train.
+
+For every factor, set A and set B each say whether it is active (varies within the set) or
+inactive (held at one random value per set); set B may be unconstrained (seed 000 section 3,
+Figure 2). Presets are the papers' hyperparameters (seed 001 S8) or a quick CPU version.
+Launching only queues the run in the store and makes sure a worker process is alive: the
+app never trains in its own process, so a refresh or a second tab loses nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import streamlit as st
+
+import common
+from acc_core import data as data_sources
+from acc_core.config import (AUGMENTATIONS, SIMILARITIES, DataConfig, ModelConfig, RunConfig,
+                             SetSpec, preset, validate)
+
+METHODS = {"acc": "ACC (affinity cycle consistency)",
+           "hue_infonce": "Baseline: InfoNCE on two hue augmentations"}
+SIMILARITY_HELP = {"l2sq": "negative squared distance", "l2": "negative distance",
+                   "cosine": "cosine similarity"}
+FIELDS = ("t_preset", "t_method", "t_similarity", "t_temperature", "t_set_size", "t_dim",
+          "t_steps", "t_lr", "t_seeds", "t_image_size", "t_pairs", "t_snapshot_every",
+          "t_probe_size", "t_augmentations", "t_double_aug", "t_b_unconstrained")
+ss = st.session_state
+
+
+# ----- form state: presets fill the widgets -------------------------------------------------
+def factor_names(source: str) -> list[str]:
+    return [f["name"] for f in data_sources.manifest(source)["factors"]]
+
+
+def fill(cfg: RunConfig) -> None:
+    """Write a config into the widgets' session state (used by presets and the dataset)."""
+    t = cfg.train
+    ss.update(t_method=t.method, t_similarity=t.similarity, t_temperature=float(t.temperature),
+              t_set_size=int(t.set_size), t_dim=int(cfg.model.embedding_dim),
+              t_steps=int(t.steps), t_lr=float(t.lr), t_seeds=str(t.seed),
+              t_image_size=cfg.data.image_size or 0, t_pairs=int(t.pairs_per_step),
+              t_snapshot_every=int(t.snapshot_every), t_probe_size=int(t.probe_size),
+              t_augmentations=list(t.augmentations), t_double_aug=bool(t.double_augmentation),
+              t_b_unconstrained=not cfg.set_b.inactive)
+    for name in factor_names(cfg.data.source):
+        ss[f"t_a_{name}"] = "inactive" if name in cfg.set_a.inactive else "active"
+        ss[f"t_b_{name}"] = "inactive" if name in cfg.set_b.inactive else "active"
+    ss["t_base"] = cfg.to_json() if hasattr(cfg, "to_json") else cfg.canonical_json()
+
+
+def apply_preset() -> None:
+    fill(preset(ss["t_preset"], ss["t_source"]))
+
+
+def restore_or_init() -> None:
+    """Widgets' state is dropped when another page runs; keep a copy and restore it."""
+    saved = ss.get("t_saved", {})
+    if "t_source" not in ss:
+        ss["t_source"] = saved.get("t_source", "shapes3d-procedural")
+    if "t_preset" not in ss:
+        ss["t_preset"] = saved.get("t_preset", "quick")
+    if not saved or saved.get("t_source") != ss["t_source"]:
+        if "t_steps" not in ss:
+            apply_preset()
+        return
+    for k, v in saved.items():
+        ss.setdefault(k, v)
+
+
+def save_form() -> None:
+    keys = [k for k in ss.keys() if isinstance(k, str) and k.startswith(("t_", "t_a_", "t_b_"))
+            and k not in ("t_saved",)]
+    ss["t_saved"] = {k: ss[k] for k in keys}
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0' or '0, 1, 2' or '0-4' -> list of seeds."""
+    seeds: list[int] = []
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                seeds.extend(range(int(lo), int(hi) + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise ValueError(f"seeds must be integers like '0', '0, 1, 2' or '0-4', got {text!r}")
+    if not seeds:
+        raise ValueError("give at least one seed, e.g. 0 (several seeds launch several runs)")
+    if len(seeds) > 16:
+        raise ValueError(f"{len(seeds)} seeds is a lot for one launch; use at most 16")
+    return list(dict.fromkeys(seeds))
+
+
+def configs_from_form(source: str, names: list[str]) -> list[RunConfig]:
+    base = RunConfig.from_json(ss["t_base"])
+    inactive_a = tuple(n for n in names if ss[f"t_a_{n}"] == "inactive")
+    inactive_b = () if ss["t_b_unconstrained"] else tuple(
+        n for n in names if ss[f"t_b_{n}"] == "inactive")
+    data = DataConfig(source=source, image_size=int(ss["t_image_size"]) or None,
+                      held_out=base.data.held_out if base.data.source == source else {})
+    model = ModelConfig(encoder=base.model.encoder, embedding_dim=int(ss["t_dim"]))
+    train = dataclasses.replace(
+        base.train, method=ss["t_method"], similarity=ss["t_similarity"],
+        temperature=float(ss["t_temperature"]), set_size=int(ss["t_set_size"]),
+        steps=int(ss["t_steps"]), lr=float(ss["t_lr"]), pairs_per_step=int(ss["t_pairs"]),
+        snapshot_every=int(ss["t_snapshot_every"]), probe_size=int(ss["t_probe_size"]),
+        checkpoint_every=min(base.train.checkpoint_every, int(ss["t_steps"])),
+        augmentations=tuple(ss["t_augmentations"]), double_augmentation=bool(ss["t_double_aug"]))
+    cfg = RunConfig(data=data, set_a=SetSpec(inactive_a), set_b=SetSpec(inactive_b),
+                    model=model, train=train)
+    return [cfg.replace(train=dataclasses.replace(cfg.train, seed=s))
+            for s in parse_seeds(ss["t_seeds"])]
+
+
+def problems(cfg: RunConfig, ds) -> list[str]:
+    """Every reason the config cannot train, as sentences (empty when it can)."""
+    from acc_core.sets import validate_sets
+
+    out = []
+    for check in (lambda: validate(cfg),
+                  lambda: validate_sets(ds, cfg.set_a.inactive, cfg.train.set_size,
+                                        dict(cfg.data.held_out)),
+                  lambda: validate_sets(ds, cfg.set_b.inactive, cfg.train.set_size,
+                                        dict(cfg.data.held_out))):
+        try:
+            check()
+        except ValueError as e:
+            msg = str(e)
+            if msg not in out:
+                out.append(msg)
+    return out
+
+
+# ----- the form -------------------------------------------------------------------------------
+def factor_table(ds, names: list[str]) -> None:
+    st.markdown("**Weak supervision**: which factors are held fixed within each set?")
+    st.toggle("Set B unconstrained (a random sample of everything, no factor held fixed)",
+              key="t_b_unconstrained",
+              help="Seed 000 shows that ACC still isolates factors when only set A is grouped.")
+    head = st.columns([3, 1, 3, 3])
+    head[0].caption("factor")
+    head[1].caption("values")
+    head[2].caption("set A")
+    head[3].caption("set B")
+    for k, name in enumerate(names):
+        row = st.columns([3, 1, 3, 3], vertical_alignment="center")
+        row[0].markdown(f"`{name}`")
+        row[1].markdown(str(ds.factor_sizes[k]))
+        row[2].segmented_control(f"set A: {name}", ["active", "inactive"], required=True,
+                                 key=f"t_a_{name}", label_visibility="collapsed")
+        row[3].segmented_control(f"set B: {name}", ["active", "inactive"], required=True,
+                                 key=f"t_b_{name}", label_visibility="collapsed",
+                                 disabled=bool(ss["t_b_unconstrained"]))
+    st.caption("Inactive = held at one random value for the whole set, active = varies. "
+               "ACC can only use factors that vary in both sets to match them, so the "
+               "embedding should keep (some of) the active factors and drop the inactive ones.")
+
+
+def hyperparameters() -> None:
+    c = st.columns(4)
+    c[0].selectbox("Method", list(METHODS), format_func=METHODS.get, key="t_method",
+                   help="The baseline matches two hue augmentations of the same image "
+                        "(seed 000 Figure 3c, bottom) instead of sets.")
+    c[1].selectbox("Similarity", list(SIMILARITIES), key="t_similarity",
+                   format_func=lambda s: f"{s} ({SIMILARITY_HELP[s]})")
+    c[2].number_input("Temperature τ", min_value=1e-3, max_value=1e3, key="t_temperature",
+                      format="%g", help="√τ is the length scale below which the loss stops "
+                                        "caring (for l2sq).")
+    c[3].number_input("Set size", min_value=2, max_value=512, step=1, key="t_set_size")
+    c = st.columns(4)
+    c[0].number_input("Embedding dimension", min_value=1, max_value=512, step=1, key="t_dim")
+    c[1].number_input("Steps", min_value=1, max_value=200_000, step=50, key="t_steps")
+    c[2].number_input("Learning rate", min_value=1e-7, max_value=1.0, key="t_lr", format="%.1e")
+    c[3].text_input("Seed(s)", key="t_seeds", help="Several seeds ('0, 1, 2' or '0-4') launch "
+                                                   "several runs: the Information page then "
+                                                   "shows the spread across seeds.")
+    with st.expander("Advanced"):
+        c = st.columns(4)
+        c[0].selectbox("Image size", [0, 16, 28, 32, 64], key="t_image_size",
+                       format_func=lambda s: "native" if s == 0 else f"{s} px")
+        c[1].number_input("Set pairs per step", min_value=1, max_value=16, key="t_pairs")
+        c[2].number_input("Snapshot every (steps)", min_value=1, max_value=100_000,
+                          key="t_snapshot_every",
+                          help="Embeddings of a fixed probe subset are saved this often.")
+        c[3].number_input("Probe subset size", min_value=100, max_value=20_000, step=100,
+                          key="t_probe_size")
+        c = st.columns(2)
+        c[0].multiselect("Augmentations", list(AUGMENTATIONS), key="t_augmentations")
+        c[1].checkbox("Double augmentation (the cycle returns to another view)",
+                      key="t_double_aug")
+
+
+def launch(configs: list[RunConfig]) -> None:
+    from acc_core.worker import ensure_worker
+
+    s = common.store()
+    recs = [s.submit(cfg) for cfg in configs]
+    ensure_worker(common.root())
+    ss["t_watch"] = recs[0].run_id
+    already = [r for r in recs if r.status == "done"]
+    msg = f"Queued {len(recs) - len(already)} run(s)."
+    if already:
+        msg += f" {len(already)} identical run(s) had already finished: nothing to retrain."
+    ss["t_flash"] = msg
+
+
+# ----- watching a run ----------------------------------------------------------------------------
+def run_panel(run_id: str) -> None:
+    rec = common.get_run(run_id)
+    if rec is None:
+        st.warning("This run is no longer in the store.")
+        return
+    s = common.store()
+    st.markdown(f"**{common.STATUS_ICONS.get(rec.status, '')} {rec.status}** · "
+                f"{rec.label or rec.config.describe()} · `{rec.run_id}`")
+    st.progress(min(rec.step / max(rec.steps, 1), 1.0), text=f"step {rec.step} / {rec.steps}")
+    log = s.read_log(rec.run_id)
+    log = [r for r in log if "loss" in r and r.get("event") != "failed"]
+    last = log[-1] if log else {}
+    m = st.columns(4)
+    m[0].metric("loss", f"{last['loss']:.3f}" if last else "–")
+    m[1].metric("steps / s", f"{last.get('steps_per_s', 0):.2f}" if last else "–")
+    eta = last.get("eta_s") if rec.status == "running" else None
+    m[2].metric("ETA", common.fmt_seconds(eta) if rec.status == "running" else "–")
+    m[3].metric("updated", common.ago(rec.updated_at))
+    if rec.status == "failed":
+        st.error(f"This run failed: {rec.reason or 'no reason recorded'}")
+    elif rec.status == "interrupted":
+        st.warning(f"Interrupted ({rec.reason or 'worker stopped'}); a worker resumes it "
+                   "from its last checkpoint.")
+    elif rec.status == "cancelled":
+        st.info("Cancelled. Launch the same settings again to resume from the last checkpoint.")
+    elif rec.status == "done":
+        st.success("Done. Explore it on the other pages.")
+        c = st.columns(3)
+        c[0].page_link("views/embeddings.py", label="Embeddings", icon="🔬")
+        c[1].page_link("views/information.py", label="Information", icon="📊")
+        c[2].page_link("views/retrieval.py", label="Retrieval", icon="🔎")
+    if rec.status in ("queued", "running"):
+        if st.button("Cancel this run", key=f"cancel_{rec.run_id}"):
+            s.request_cancel(rec.run_id)
+            st.rerun()
+    if rec.status in ("failed", "cancelled") and st.button("Retry", key=f"retry_{rec.run_id}"):
+        from acc_core.worker import ensure_worker
+
+        s.submit(rec.config, retry=True)
+        ensure_worker(common.root())
+        st.rerun()
+
+    left, right = st.columns(2)
+    with left:
+        if log:
+            import plotly.graph_objects as go
+
+            steps = np.array([r["step"] for r in log])
+            loss = np.array([r["loss"] for r in log], dtype=float)
+            fig = go.Figure(go.Scatter(x=steps, y=loss, mode="lines", name="loss",
+                                       line=dict(color="#bbb")))
+            w = max(1, len(loss) // 30)
+            if w > 1:  # a running mean, so the trend is visible through the noise
+                smooth = np.convolve(loss, np.ones(w) / w, mode="valid")
+                fig.add_trace(go.Scatter(x=steps[w - 1:], y=smooth, mode="lines",
+                                         name=f"mean of {w}", line=dict(color="#1f77b4")))
+            fig.update_layout(title="ACC loss", xaxis_title="step", height=320,
+                              margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+            st.plotly_chart(fig, key=f"loss_{rec.run_id}")
+        else:
+            st.caption("The loss curve appears with the first training step.")
+    with right:
+        latest_snapshot(rec)
+
+
+def latest_snapshot(rec) -> None:
+    steps = common.snapshot_steps(common.root(), rec.run_id, rec.step)
+    if not steps:
+        st.caption("The embedding's PCA appears with the first snapshot.")
+        return
+    ds = common.run_dataset(rec)
+    inactive = common.inactive_factors(rec.config)
+    active = [n for n in ds.factor_names if n not in inactive] or list(ds.factor_names)
+    name = st.selectbox("Colour by", ds.factor_names, index=ds.factor_names.index(active[0]),
+                        key=f"t_colour_{rec.run_id}",
+                        format_func=lambda n: f"{n} (inactive)" if n in inactive else n)
+    p = common.projection(common.root(), rec.run_id, steps[-1], "pca")
+    fig = common.scatter_by_factor(p["coords"], p["factors"], ds, ds.factor_names.index(name),
+                                   title=f"PCA of the embeddings at step {steps[-1]}", height=320)
+    fig.update_layout(dragmode="zoom")
+    st.plotly_chart(fig, key=f"pca_{rec.run_id}")
+
+
+@st.fragment(run_every=2.0)
+def live_panel(run_id: str) -> None:
+    rec = common.get_run(run_id)
+    if rec is not None and rec.status in ("queued", "interrupted"):
+        from acc_core.worker import ensure_worker
+
+        ensure_worker(common.root())  # a worker that idled out or died is started again
+    run_panel(run_id)
+    if rec is not None and rec.status not in common.LIVE:
+        st.rerun()  # finished: redraw the page once, without the timer
+
+
+def watch() -> None:
+    st.subheader("Your runs")
+    runs = [r for r in common.list_runs() if r.source == "user"]
+    if not runs:
+        st.caption("Runs you launch appear here with live progress.")
+        return
+    live = [r for r in runs if r.status in common.LIVE]
+    ids = [r.run_id for r in runs]
+    by_id = {r.run_id: r for r in runs}
+    default = ss.get("t_watch") if ss.get("t_watch") in ids else (live or runs)[0].run_id
+    run_id = st.selectbox("Watch run", ids, index=ids.index(default),
+                          format_func=lambda i: common.run_label(by_id[i]), key="t_watch_box")
+    ss["t_watch"] = run_id
+    if by_id[run_id].status in common.LIVE:
+        live_panel(run_id)
+    else:
+        run_panel(run_id)
+
+
+# ----- the page --------------------------------------------------------------------------------
+def page() -> None:
+    st.title("🏋️ Train")
+    st.caption("Pick a dataset, say which factors are held fixed within set A and set B, and "
+               "launch. Training runs in a background worker; you can leave this page.")
+    restore_or_init()
+    c = st.columns([2, 1])
+    c[0].selectbox("Dataset", data_sources.available(), key="t_source", on_change=apply_preset,
+                   help="shapes3d-procedural and digits need no download.")
+    c[1].segmented_control("Preset", ["quick", "paper"], key="t_preset", required=True,
+                           on_change=apply_preset,
+                           help="paper: the papers' hyperparameters (seed 001 S8); quick: "
+                                "smaller images and a larger learning rate for a CPU.")
+    source = ss["t_source"]
+    try:
+        ds = common.dataset(source)
+    except data_sources.DataError as e:
+        st.error(str(e))
+        save_form()
+        watch()
+        return
+    names = list(ds.factor_names)
+    factor_table(ds, names)
+    hyperparameters()
+    save_form()
+
+    try:
+        configs = configs_from_form(source, names)
+        issues = problems(configs[0], ds)
+    except ValueError as e:
+        configs, issues = [], [str(e)]
+    for msg in issues:
+        st.error(msg)
+    if configs and not issues:
+        per_run = common.estimate_seconds(configs[0].canonical_json())
+        n = len(configs)
+        store = common.store()
+        existing = [store.get(c.run_id) for c in configs]
+        done = sum(1 for r in existing if r is not None and r.status == "done")
+        note = f" ({done} of them already done)" if done else ""
+        st.info(f"Estimated run time on this machine: about **{common.fmt_seconds(per_run)}** "
+                f"per run; {n} run(s){note}, trained one after another.")
+    if st.button("Launch", type="primary", disabled=bool(issues) or not configs, key="t_launch"):
+        launch(configs)
+    if ss.get("t_flash"):
+        st.success(ss.pop("t_flash"))
+    watch()
+
+
+common.run_page(page)
