@@ -112,12 +112,13 @@ def _train_in_foreground(store, rec, device) -> int:
         print(f"run {rec.run_id} is being trained by another process; follow it with `acc runs`")
         return 0
     last = [0.0]
+    lost = [False]  # the run was reaped (this process looked dead): stop, never train twice
 
     def progress(p: dict) -> None:
         now = time.monotonic()
         if now - last[0] >= 0.5 or p["step"] == p["steps"]:
             last[0] = now
-            store.heartbeat(rec.run_id, worker_id, p["step"], p["steps"])
+            lost[0] = not store.heartbeat(rec.run_id, worker_id, p["step"], p["steps"])
             eta = p.get("eta_s")
             sys.stderr.write(
                 f"\r{_bar(p['step'], p['steps'])} {p['step']}/{p['steps']} "
@@ -132,7 +133,7 @@ def _train_in_foreground(store, rec, device) -> int:
             rec.dir,
             device=device,
             progress=progress,
-            should_stop=lambda: store.cancel_requested(rec.run_id),
+            should_stop=lambda: lost[0] or store.cancel_requested(rec.run_id),
         )
     except KeyboardInterrupt:
         store.finish(rec.run_id, "interrupted", step=store.get(rec.run_id).step,
@@ -143,7 +144,11 @@ def _train_in_foreground(store, rec, device) -> int:
         store.finish(rec.run_id, "failed", step=store.get(rec.run_id).step, reason=str(e))
         raise
     sys.stderr.write("\n")
-    store.finish(rec.run_id, result["status"], step=result["step"], reason=result["reason"])
+    if lost[0]:
+        print(f"run {rec.run_id} was taken over by another process; see `acc runs`")
+        return 1
+    store.finish(rec.run_id, result["status"], step=result["step"], reason=result["reason"],
+                 worker_id=worker_id)
     print(f"{result['status']} at step {result['step']}" +
           (f": {result['reason']}" if result["reason"] else "") + f"  ({rec.dir})")
     return 0 if result["status"] == "done" else 1

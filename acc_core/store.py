@@ -45,6 +45,7 @@ RETRYABLE = ("failed", "cancelled", "interrupted")
 FINAL = ("done", "failed", "cancelled", "interrupted")  # what `finish` may set
 MAX_CRASHES = 3  # a run whose worker died this often is failed, so it cannot kill workers forever
 BUSY_TIMEOUT_S = 10.0
+LIVE_PID_GRACE = 10.0  # see reap_dead
 _SNAPSHOT = re.compile(r"^step_(\d+)\.npz$")
 
 _SCHEMA = """
@@ -150,6 +151,9 @@ class RunStore:
             con = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             con.row_factory = sqlite3.Row
             con.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            # WAL + NORMAL: a commit does not wait for fsync; a power cut may lose the last
+            # heartbeat, never the database's integrity.
+            con.execute("PRAGMA synchronous=NORMAL")
             if write:
                 con.execute("BEGIN IMMEDIATE")  # take the write lock now: read-then-write is atomic
             yield con
@@ -364,13 +368,25 @@ class RunStore:
     def reap_dead(self, stale_after: float = 30.0) -> list[str]:
         """Running runs whose worker is gone become interrupted (or cancelled, if a cancel was
         pending, or failed after MAX_CRASHES deaths). Returns their ids. One cheap SELECT when
-        nothing is dead, so callers may run it on every page view."""
+        nothing is dead, so callers may run it on every page view.
+
+        Dead: the worker's pid is gone from this host, or its heartbeat is older than
+        `stale_after` (a worker on another host sharing the folder). A worker on this host whose
+        pid is alive gets LIVE_PID_GRACE times longer: only pid reuse could make that pid lie,
+        while a slow start (a foreground `acc train` loading data) or a suspended laptop is common.
+        """
         now, host = time.time(), socket.gethostname()
         with self._db() as db:
             rows = db.execute("SELECT run_id, worker_id, worker_pid, worker_host, heartbeat_at"
                               " FROM runs WHERE status='running'").fetchall()
-        dead = [r for r in rows if (r["heartbeat_at"] or 0.0) < now - stale_after
-                or (r["worker_host"] == host and not pid_alive(r["worker_pid"]))]
+
+        def is_dead(r) -> bool:
+            age = now - (r["heartbeat_at"] or 0.0)
+            if r["worker_host"] != host:
+                return age > stale_after
+            return not pid_alive(r["worker_pid"]) or age > stale_after * LIVE_PID_GRACE
+
+        dead = [r for r in rows if is_dead(r)]
         if not dead:
             return []
         reaped = []

@@ -35,7 +35,9 @@ class Progress:
         self._last = 0.0
 
     def _fmt(self, n: float) -> str:
-        return f"{n / 1e6:.1f} MB" if self.unit == "B" else f"{int(n):,} {self.unit}"
+        if self.unit != "B":
+            return f"{int(n):,} {self.unit}"
+        return f"{n / 1e6:.1f} MB" if (self.total or n) >= 1e6 else f"{n / 1e3:.1f} kB"
 
     def update(self, n: int) -> None:
         self.done += n

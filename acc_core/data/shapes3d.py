@@ -177,6 +177,7 @@ def _validate_h5(path: Path, sizes: tuple, *, full: bool) -> None:
             idx = np.arange(start, start + step)[:, None]
             f_idx = (idx // strides[None, :]) % np.asarray(sizes)[None, :]  # (step, 6)
             expected = np.stack([v[f_idx[:, k]] for k, v in enumerate(FACTOR_VALUES)], axis=1)
+            # atol tolerates float32-rounded values; neighbouring values differ by >= 0.07
             bad = np.flatnonzero(~np.isclose(rows, expected, atol=1e-4).all(axis=1))
             if bad.size:
                 i = start + int(bad[0])

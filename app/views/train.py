@@ -47,32 +47,30 @@ def fill(cfg: RunConfig) -> None:
     for name in factor_names(cfg.data.source):
         ss[f"t_a_{name}"] = "inactive" if name in cfg.set_a.inactive else "active"
         ss[f"t_b_{name}"] = "inactive" if name in cfg.set_b.inactive else "active"
-    ss["t_base"] = cfg.to_json() if hasattr(cfg, "to_json") else cfg.canonical_json()
+    ss["t_base"] = cfg.canonical_json()  # what the form does not show (encoder, held-out)
 
 
 def apply_preset() -> None:
     fill(preset(ss["t_preset"], ss["t_source"]))
 
 
+def form_keys(source: str) -> list[str]:
+    names = factor_names(source)
+    return ["t_source", "t_base", *FIELDS] + [f"t_{s}_{n}" for s in "ab" for n in names]
+
+
 def restore_or_init() -> None:
-    """Widgets' state is dropped when another page runs; keep a copy and restore it."""
-    saved = ss.get("t_saved", {})
-    if "t_source" not in ss:
-        ss["t_source"] = saved.get("t_source", "shapes3d-procedural")
-    if "t_preset" not in ss:
-        ss["t_preset"] = saved.get("t_preset", "quick")
-    if not saved or saved.get("t_source") != ss["t_source"]:
-        if "t_steps" not in ss:
-            apply_preset()
-        return
-    for k, v in saved.items():
+    """Widget state is dropped while another page runs: keep a copy and restore it."""
+    for k, v in ss.get("t_saved", {}).items():
         ss.setdefault(k, v)
+    ss.setdefault("t_source", "shapes3d-procedural")
+    ss.setdefault("t_preset", "quick")
+    if any(k not in ss for k in form_keys(ss["t_source"])):
+        apply_preset()
 
 
 def save_form() -> None:
-    keys = [k for k in ss.keys() if isinstance(k, str) and k.startswith(("t_", "t_a_", "t_b_"))
-            and k not in ("t_saved",)]
-    ss["t_saved"] = {k: ss[k] for k in keys}
+    ss["t_saved"] = {k: ss[k] for k in form_keys(ss["t_source"]) if k in ss}
 
 
 def parse_seeds(text: str) -> list[int]:

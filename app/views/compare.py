@@ -1,0 +1,97 @@
+"""Compare: several runs side by side (seed 000 section 4.1, Figure 3 and Table 1 style).
+
+A runs x factors heatmap of the mutual information at one noise scale σ, and the runs'
+projections coloured by the same factor, so that changing the weak supervision (which
+factors are inactive in set A / set B) can be read off directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+import common
+
+SIGMAS = [float(s) for s in np.round(np.logspace(-2, 2, 17), 4)]  # 10^-2 .. 10^2, 4 per decade
+
+
+def short_label(r) -> str:
+    c = r.config
+    a = ",".join(c.set_a.inactive) or "-"
+    b = ",".join(c.set_b.inactive) or "unconstrained"
+    return f"{r.run_id[:6]} A[{a}] B[{b}] {c.train.method} s{c.train.seed}"
+
+
+def page() -> None:
+    st.title("⚖️ Compare")
+    st.caption("Pick finished runs to put side by side. The heatmap shows how much each "
+               "embedding tells about each factor at one noise scale σ (in nats); below, each run's PCA coloured by one factor.")
+    runs = common.list_runs("done")
+    if not runs:
+        common.pick_run([], key="c_none")
+        return
+    by_id = {r.run_id: r for r in runs}
+    default = [r.run_id for r in runs[:3]]
+    chosen = st.multiselect("Runs", list(by_id), default=default, key="c_runs",
+                            format_func=lambda i: common.run_label(by_id[i]))
+    if not chosen:
+        st.info("Choose at least one run.")
+        return
+    recs = [by_id[i] for i in chosen]
+    root = common.root()
+    sigma = st.select_slider("Noise scale σ", SIGMAS, value=1.0, key="c_sigma",
+                             format_func=lambda s: f"{s:g}",
+                             help="√τ = 1 for the default temperature: the papers' length scale.")
+
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    names: list[str] = []
+    for r in recs:
+        for n in common.run_dataset(r).factor_names:
+            if n not in names:
+                names.append(n)
+    z = np.full((len(recs), len(names)), np.nan)
+    text = [["" for _ in names] for _ in recs]
+    for i, r in enumerate(recs):
+        ds_names = list(common.run_dataset(r).factor_names)
+        vals = common.mi_at(root, r.run_id, sigma)
+        inactive = common.inactive_factors(r.config)
+        for n, v in zip(ds_names, vals):
+            j = names.index(n)
+            z[i, j] = float(v)
+            text[i][j] = f"{v:.2f}" + (" ✕" if n in inactive else "")
+    labels = [short_label(r) for r in recs]
+    fig = go.Figure(go.Heatmap(z=z, x=names, y=labels, text=text, texttemplate="%{text}",
+                               colorscale="Blues", colorbar=dict(title="nats"),
+                               hovertemplate="%{y}<br>%{x}: %{z:.3f} nats<extra></extra>"))
+    fig.update_layout(title=f"I(U + noise; G) at σ = {sigma:g}", height=120 + 45 * len(recs),
+                      margin=dict(l=10, r=10, t=40, b=10), yaxis=dict(autorange="reversed"))
+    st.plotly_chart(fig, key="c_heatmap")
+    st.caption("✕ marks a factor that was inactive (held fixed within a set) in that run. "
+               "Rows: run id, inactive factors of set A and set B, method, seed.")
+    with st.expander("Table"):
+        st.dataframe(pd.DataFrame(z, index=labels, columns=names).round(3))
+
+    st.subheader("Projections")
+    name = st.selectbox("Colour by", names, key="c_colour")
+    per_row = 3
+    for start in range(0, len(recs), per_row):
+        cols = st.columns(per_row)
+        for col, r in zip(cols, recs[start:start + per_row]):
+            ds = common.run_dataset(r)
+            with col:
+                if name not in ds.factor_names:
+                    st.caption(f"{short_label(r)}: no factor {name!r} in {r.config.data.source}.")
+                    continue
+                p = common.projection(root, r.run_id, "final", "pca")
+                k = ds.factor_names.index(name)
+                inactive = name in common.inactive_factors(r.config)
+                fig = common.scatter_by_factor(
+                    p["coords"], p["factors"], ds, k, height=340,
+                    title=short_label(r) + (" (inactive)" if inactive else ""))
+                fig.update_layout(dragmode="zoom", showlegend=False, title_font_size=12)
+                st.plotly_chart(fig, key=f"c_pca_{r.run_id}")
+
+
+common.run_page(page)

@@ -1,0 +1,98 @@
+"""Embeddings: PCA or UMAP of a run's embeddings, one small multiple per generative factor.
+
+Seed 000 Figure 1 (right) and section 4.1: after training the embedding should be organised
+by the active factors and mixed with respect to the inactive ones; the untrained network
+(step 0) is shown beside it for contrast. Selecting points with the box or lasso shows their
+images. The embeddings are those of the run's fixed probe subset, saved as snapshots.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+import common
+
+ss = st.session_state
+
+
+def page() -> None:
+    st.title("🔬 Embeddings")
+    st.caption("Each dot is one image of a fixed probe subset, placed by a 2-D projection of "
+               "its embedding. One panel per generative factor, coloured by that factor's "
+               "value: a factor the network isolated shows as clean colour regions, a factor it "
+               "dropped looks like confetti.")
+    runs = [r for r in common.list_runs() if r.status in ("done", "running", "interrupted",
+                                                           "cancelled")]
+    rec = common.pick_run(runs, key="e_run")
+    if rec is None:
+        return
+    root = common.root()
+    steps = common.snapshot_steps(root, rec.run_id, rec.step)
+    if not steps:
+        st.info("This run has no embedding snapshots yet; they appear as it trains.")
+        return
+    c = st.columns([1, 3])
+    method = c[0].segmented_control("Projection", ["pca", "umap"], key="e_method", required=True,
+                                    default="pca", format_func=str.upper,
+                                    help="PCA is linear and instant; UMAP keeps neighbourhoods "
+                                         "and takes a few seconds the first time.")
+    step = steps[-1]
+    if len(steps) > 1:
+        step = c[1].select_slider("Training step (watch the embedding form)", steps,
+                                  value=steps[-1], key=f"e_step_{rec.run_id}")
+    ds = common.run_dataset(rec)
+    inactive = common.inactive_factors(rec.config)
+    trained = common.projection(root, rec.run_id, step, method)
+    untrained = common.projection(root, rec.run_id, "initial", method)
+    rows = [(f"step {trained['step']}", trained["coords"]),
+            (f"untrained (step {untrained['step']})", untrained["coords"])]
+    fig = common.small_multiples(rows, trained["factors"], ds, inactive)
+    st.plotly_chart(fig, key="e_grid", config={"displayModeBar": False})
+    notes = []
+    if "explained_variance" in trained:
+        ev = np.asarray(trained["explained_variance"], dtype=float)
+        notes.append(f"the two PCA axes explain {ev.sum():.0%} of the variance at step "
+                     f"{trained['step']}")
+    notes.append(f"(inactive) = held fixed within a set: {', '.join(inactive) or 'none'}")
+    notes.append(f"{len(trained['coords'])} probe images, at most 800 drawn per panel")
+    st.caption("; ".join(notes) + ".")
+
+    st.subheader("Look closer")
+    st.caption("Drag a box (or pick the lasso in the chart's toolbar) around points to see "
+               "their images.")
+    c = st.columns([1, 3])
+    inactive_note = {n: f"{n} (inactive)" for n in inactive}
+    name = c[0].selectbox("Colour by", ds.factor_names, key="e_colour",
+                          format_func=lambda n: inactive_note.get(n, n))
+    k = ds.factor_names.index(name)
+    fig = common.scatter_by_factor(trained["coords"], trained["factors"], ds, k,
+                                   title=f"{method.upper()} at step {trained['step']}, "
+                                         f"coloured by {name}")
+    event = st.plotly_chart(fig, key=f"e_select_{rec.run_id}_{step}_{method}", on_select="rerun",
+                            selection_mode=("box", "lasso"))
+    positions = selected_positions(event)
+    with c[0]:
+        st.metric("selected", len(positions))
+    if positions:
+        shown = positions[:48]
+        idx = trained["indices"][shown]
+        f = trained["factors"][shown]
+        captions = [", ".join(common.value_label(ds, j, f[i, j]) for j in range(len(ds.factor_names))
+                              if ds.factor_names[j] not in inactive) or str(idx[i])
+                    for i in range(len(shown))]
+        st.caption(f"{len(shown)} of {len(positions)} selected images; captions give the "
+                   "active factors' values.")
+        common.show_images(rec.config.data.source, rec.config.data.image_size, idx, captions)
+
+
+def selected_positions(event) -> list[int]:
+    """Positions (into the probe subset) of the points selected in trace 0."""
+    try:
+        points = event.selection.points
+    except AttributeError:
+        return []
+    return sorted({int(p["point_index"]) for p in points if p.get("curve_number", 0) == 0})
+
+
+common.run_page(page)

@@ -1,0 +1,166 @@
+"""Information: how much each generative factor survives in a run's embedding.
+
+Mutual information I(U + N(0, σ²I); G) between the embedding with Gaussian noise of scale σ
+and each factor G (seed 001 S1-S2, Figures S1/S3): the noise sweep shows the length scale at
+which information lives; √τ (l2sq) is the scale below which the loss stops caring, so the
+inactive factors should only survive below it. The fast estimator is the exact Gaussian
+channel; MINE (seed 001 S1) is a spot check. Probes are the papers' 3x32 classifiers.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import streamlit as st
+
+import common
+
+INACTIVE_COLOUR, ACTIVE_COLOUR = "#c7c7c7", "#1f77b4"
+
+
+def sigma_label(s: float) -> str:
+    return f"{s:.3g}"
+
+
+def same_but_seed(rec, runs: list) -> list:
+    """Finished runs whose config equals `rec`'s except for the seed (including `rec`)."""
+    def key(r):
+        d = r.config.to_dict()
+        d["train"].pop("seed")
+        return json.dumps(d, sort_keys=True)
+
+    k = key(rec)
+    return [r for r in runs if r.status == "done" and key(r) == k]
+
+
+def mi_bars(names, mi, entropy, inactive, sigma):
+    import plotly.graph_objects as go
+
+    colours = [INACTIVE_COLOUR if n in inactive else ACTIVE_COLOUR for n in names]
+    labels = [f"{n} (inactive)" if n in inactive else n for n in names]
+    fig = go.Figure(go.Bar(x=labels, y=mi, marker_color=colours, name="I(U+noise; G)",
+                           hovertemplate="%{x}: %{y:.2f} nats<extra></extra>"))
+    fig.add_trace(go.Scatter(x=labels, y=entropy, mode="markers", name="H(G) (upper bound)",
+                             marker=dict(symbol="line-ew-open", size=28, color="#d62728",
+                                         line=dict(width=2))))
+    fig.update_layout(title=f"Mutual information at σ = {sigma_label(sigma)}",
+                      yaxis_title="nats", height=360, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def sweep_plot(sweep: dict, inactive, sigma):
+    import plotly.express as px
+    import plotly.graph_objects as go
+
+    sig = np.asarray(sweep["sigmas"], dtype=float)
+    mi = np.asarray(sweep["mi"], dtype=float)
+    pal = px.colors.qualitative.D3
+    fig = go.Figure()
+    for k, name in enumerate(sweep["factor_names"]):
+        off = name in inactive
+        fig.add_trace(go.Scatter(
+            x=sig, y=mi[k], mode="lines", name=f"{name} (inactive)" if off else name,
+            line=dict(color=pal[k % len(pal)], dash="dash" if off else "solid", width=2)))
+    ls = sweep.get("length_scale")
+    if ls:
+        fig.add_vline(x=ls, line=dict(color="black", dash="dot"),
+                      annotation_text="√τ (length scale)", annotation_position="top right")
+    fig.add_vline(x=sigma, line=dict(color="#d62728", width=1))
+    fig.update_xaxes(type="log", title="noise scale σ")
+    fig.update_layout(title="Noise sweep: information against noise scale", yaxis_title="nats",
+                      height=380, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def page() -> None:
+    st.title("📊 Information")
+    st.caption("How much does the embedding tell about each factor? Gaussian noise of scale σ "
+               "is added to the embeddings and the mutual information with each factor is "
+               "measured in nats; H(G) is the most there is to know. Inactive factors (grey, "
+               "dashed) should be gone above the length scale √τ.")
+    runs = common.list_runs("done")
+    rec = common.pick_run(runs, key="i_run")
+    if rec is None:
+        return
+    root = common.root()
+    sweep = common.noise_sweep(root, rec.run_id)
+    names = list(sweep["factor_names"])
+    inactive = common.inactive_factors(rec.config)
+    sigmas = [float(s) for s in sweep["sigmas"]]
+    ls = sweep.get("length_scale")
+    start = min(sigmas, key=lambda s: abs(np.log(s / ls))) if ls else sigmas[len(sigmas) // 2]
+    sigma = st.select_slider("Noise scale σ", sigmas, value=start, format_func=sigma_label,
+                             key=f"i_sigma_{rec.run_id}")
+    j = sigmas.index(sigma)
+    mi = np.asarray(sweep["mi"], dtype=float)[:, j]
+    left, right = st.columns(2)
+    left.plotly_chart(mi_bars(names, mi, sweep["entropy"], inactive, sigma), key="i_bars")
+    right.plotly_chart(sweep_plot(sweep, inactive, sigma), key="i_sweep")
+
+    st.subheader("Estimator check")
+    st.caption("The bars use the exact Gaussian-channel estimate (fast). MINE trains a small "
+               "statistics network to lower-bound the same quantity, as the papers did: run it "
+               "for one factor at the chosen σ to cross-check.")
+    c = st.columns([2, 1, 1])
+    factor = c[0].selectbox("Factor", names, key="i_mine_factor")
+    steps = c[1].number_input("MINE steps", min_value=200, max_value=20_000, value=2000,
+                              step=200, key="i_mine_steps",
+                              help="The papers used 20,000; 2,000 takes seconds.")
+    if c[2].button("Run MINE", key="i_mine"):
+        from acc_core import evaluate
+
+        with st.spinner("Training the MINE statistics network…"):
+            est = evaluate.mine_spot_check(rec, factor, sigma, int(steps))
+        ss_key = (rec.run_id, factor, sigma, int(steps))
+        st.session_state.setdefault("i_mine_results", {})[ss_key] = est
+    results = st.session_state.get("i_mine_results", {})
+    for (rid, f, s, n), est in results.items():
+        if rid == rec.run_id:
+            g = float(mi[names.index(f)]) if s == sigma else float(
+                common.mi_at(root, rec.run_id, s)[names.index(f)])
+            st.markdown(f"- `{f}` at σ = {sigma_label(s)}: MINE ({n} steps) **{est:.3f}** nats, "
+                        f"Gaussian channel **{g:.3f}** nats")
+
+    st.subheader("Probes")
+    st.caption("A small classifier (3 layers of 32 units) per factor, trained on noisy "
+               "embeddings at σ = √τ; accuracy far above chance means the factor is readable.")
+    pr = common.probes(root, rec.run_id, ls)
+    import plotly.graph_objects as go
+
+    acc = [pr[n]["accuracy"] for n in names]
+    chance = [pr[n]["chance"] for n in names]
+    labels = [f"{n} (inactive)" if n in inactive else n for n in names]
+    fig = go.Figure([
+        go.Bar(x=labels, y=acc, name="probe accuracy",
+               marker_color=[INACTIVE_COLOUR if n in inactive else ACTIVE_COLOUR for n in names]),
+        go.Scatter(x=labels, y=chance, mode="markers", name="chance",
+                   marker=dict(symbol="line-ew-open", size=28, color="black", line=dict(width=2))),
+    ])
+    fig.update_layout(yaxis=dict(range=[0, 1], title="test accuracy"), height=320,
+                      margin=dict(l=10, r=10, t=20, b=10), legend=dict(orientation="h", y=-0.2))
+    st.plotly_chart(fig, key="i_probes")
+
+    st.subheader("Across seeds")
+    group = same_but_seed(rec, runs)
+    if len(group) < 2:
+        st.caption("Only one finished seed of this configuration. Launch more seeds from the "
+                   "Train page (e.g. '0-4') to see how much the result varies.")
+        return
+    rows = []
+    for r in group:
+        vals = common.mi_at(root, r.run_id, sigma)
+        rows += [{"factor": n, "MI (nats)": float(v), "seed": r.config.train.seed}
+                 for n, v in zip(names, vals)]
+    import pandas as pd
+    import plotly.express as px
+
+    df = pd.DataFrame(rows)
+    fig = px.violin(df, x="factor", y="MI (nats)", points="all", hover_data=["seed"],
+                    title=f"MI at σ = {sigma_label(sigma)} over {len(group)} seeds")
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10))
+    st.plotly_chart(fig, key="i_violin")
+
+
+common.run_page(page)

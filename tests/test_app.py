@@ -1,0 +1,225 @@
+"""The Streamlit app, headless (streamlit.testing.v1.AppTest), in private run stores.
+
+Every page renders without an exception or an error message, with and without finished
+runs; the Train page explains impossible choices and disables Launch; a tiny run launched
+from the Train page is trained by the background worker process and reaches `done`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[1]
+HOME = str(REPO / "app" / "Home.py")
+PAGES = ["views/train.py", "views/embeddings.py", "views/information.py",
+         "views/retrieval.py", "views/compare.py", "views/random_loss.py"]
+TIMEOUT = 120
+
+
+def tiny_config(seed: int = 0):
+    """A run that trains in seconds on a CPU: procedural Shapes3D at 32 px, 10 steps."""
+    import dataclasses
+
+    from acc_core.config import preset
+
+    cfg = preset("quick", "shapes3d-procedural")
+    return cfg.replace(
+        model=dataclasses.replace(cfg.model, embedding_dim=8),
+        train=dataclasses.replace(cfg.train, steps=10, set_size=8, snapshot_every=5,
+                                  checkpoint_every=5, probe_size=300, seed=seed))
+
+
+@pytest.fixture(scope="module")
+def trained_home(tmp_path_factory):
+    """A run store with two finished seeds of the tiny config, trained in this process."""
+    from acc_core.store import RunStore
+    from acc_core.worker import run_worker
+
+    home = tmp_path_factory.mktemp("trained") / "runs"
+    store = RunStore(home)
+    ids = [store.submit(tiny_config(seed)).run_id for seed in (0, 1)]
+    run_worker(home, device="cpu", once=True, poll=0.1)
+    assert [store.get(i).status for i in ids] == ["done", "done"]
+    return home, ids
+
+
+def start(home, page: str | None = None, monkeypatch=None) -> AppTest:
+    """Run Home.py (and switch to `page`) with the run store at `home`."""
+    if monkeypatch is not None:
+        monkeypatch.setenv("ACC_HOME", str(home))
+    assert os.environ["ACC_HOME"] == str(home)
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def stop_workers(home) -> None:
+    """End the worker processes this test started (by pid, from their lock files)."""
+    from acc_core.worker import workers
+
+    for w in workers(home):
+        if w.get("pid"):
+            try:
+                os.kill(int(w["pid"]), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+# ----- empty store --------------------------------------------------------------------------
+def test_home_renders_with_no_runs(acc_home):
+    at = start(acc_home)
+    assert_clean(at)
+    assert at.title[0].value.endswith("ACC explorer")
+    assert len(at.get("imgs")) >= 2  # the set A / set B illustration
+    assert any("No runs yet" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("page", PAGES[1:])
+def test_pages_without_runs_say_what_to_do(acc_home, page):
+    at = start(acc_home, page)
+    assert_clean(at)
+    if page != "views/random_loss.py":
+        assert any("Train" in i.value for i in at.info)
+
+
+def test_train_form_follows_presets_and_blocks_impossible_sets(acc_home):
+    at = start(acc_home, "views/train.py")
+    assert_clean(at)
+    names = ["floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"]
+    assert [at.segmented_control(key=f"t_a_{n}").value for n in names] == [
+        "active", "inactive", "active", "active", "active", "active"]
+    assert at.number_input(key="t_steps").value == 300  # quick preset
+    at.segmented_control(key="t_preset").set_value("paper").run()
+    assert at.number_input(key="t_steps").value == 2000
+    assert any("Estimated run time" in i.value for i in at.info)
+    assert not at.button(key="t_launch").disabled
+
+    for n in names:  # every factor inactive: nothing would vary within a set
+        at.segmented_control(key=f"t_a_{n}").set_value("inactive")
+    at.run()
+    assert at.button(key="t_launch").disabled
+    assert any("nothing would vary" in e.value for e in at.error)
+
+    for n in names[:5]:  # only orientation varies: 15 images < a set of 32
+        at.segmented_control(key=f"t_a_{n}").set_value("inactive")
+    at.segmented_control(key="t_a_orientation").set_value("active")
+    at.run()
+    assert at.button(key="t_launch").disabled
+    assert any("set size 32 > 15" in e.value for e in at.error)
+
+    at.text_input(key="t_seeds").set_value("zero").run()
+    assert any("seeds must be integers" in e.value for e in at.error)
+
+
+def test_missing_dataset_says_how_to_get_it(acc_home):
+    at = start(acc_home, "views/train.py")
+    at.selectbox(key="t_source").set_value("shapes3d").run()
+    assert not at.exception
+    assert any("3dshapes.h5" in e.value for e in at.error)
+    assert not any(b.key == "t_launch" for b in at.button)
+
+
+def test_launch_from_train_page_reaches_done(acc_home):
+    from acc_core.store import RunStore
+
+    at = start(acc_home, "views/train.py")
+    for key, value in [("t_steps", 10), ("t_set_size", 8), ("t_dim", 8),
+                       ("t_snapshot_every", 5), ("t_probe_size", 200)]:
+        at.number_input(key=key).set_value(value)
+    at.run()
+    assert_clean(at)
+    at.button(key="t_launch").click().run()
+    assert_clean(at)
+    assert any("Queued 1 run" in s.value for s in at.success)
+    store = RunStore(acc_home)
+    try:
+        runs = store.list_runs(include_pretrained=False)
+        assert len(runs) == 1 and runs[0].config.train.steps == 10
+        deadline = time.time() + TIMEOUT
+        while time.time() < deadline:
+            rec = store.get(runs[0].run_id)
+            if rec.status not in ("queued", "running"):
+                break
+            time.sleep(0.5)
+        assert rec.status == "done", (rec.status, rec.reason)
+        assert rec.step == 10
+    finally:
+        stop_workers(acc_home)
+    at.run()  # the watcher now shows the finished run
+    assert_clean(at)
+    assert any("Done" in s.value for s in at.success)
+    assert len(at.get("plotly_chart")) >= 2  # loss curve and PCA of the last snapshot
+
+
+# ----- with finished runs -----------------------------------------------------------------------
+def test_home_lists_runs(trained_home, monkeypatch):
+    home, ids = trained_home
+    at = start(home, monkeypatch=monkeypatch)
+    assert_clean(at)
+    df = at.dataframe[0].value
+    assert set(df["id"]) >= {i[:8] for i in ids}
+
+
+def test_embeddings_page(trained_home, monkeypatch):
+    home, ids = trained_home
+    at = start(home, "views/embeddings.py", monkeypatch)
+    assert_clean(at)
+    assert at.selectbox(key="e_run").value in ids
+    assert len(at.get("plotly_chart")) == 2  # small multiples + the selectable scatter
+    assert at.select_slider(key=f"e_step_{at.selectbox(key='e_run').value}").value == 10
+    at.selectbox(key="e_colour").set_value("shape").run()
+    assert_clean(at)
+    at.segmented_control(key="e_method").set_value("umap").run()
+    assert_clean(at)
+
+
+def test_information_page(trained_home, monkeypatch):
+    home, ids = trained_home
+    at = start(home, "views/information.py", monkeypatch)
+    assert_clean(at)
+    run_id = at.selectbox(key="i_run").value
+    slider = at.select_slider(key=f"i_sigma_{run_id}")
+    assert slider.value == pytest.approx(1.0, rel=0.2)  # starts at the length scale
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 4  # bars, sweep, probes, violins across the two seeds
+    slider.set_value(slider.options[0] if isinstance(slider.options[0], float) else
+                     float(slider.options[0])).run()
+    assert_clean(at)
+
+
+def test_retrieval_and_compare_pages(trained_home, monkeypatch):
+    home, ids = trained_home
+    at = start(home, "views/retrieval.py", monkeypatch)
+    assert_clean(at)
+    assert len(at.get("imgs")) >= 2  # query + neighbours
+    at.button(key="r_random").click().run()
+    assert_clean(at)
+    at.switch_page("views/compare.py").run()
+    assert_clean(at)
+    assert set(at.multiselect(key="c_runs").value) == set(ids)
+    assert len(at.get("plotly_chart")) == 1 + len(ids)
+
+
+def test_failed_run_shows_its_reason(tmp_path, monkeypatch):
+    from acc_core.store import RunStore
+
+    store = RunStore(tmp_path / "runs")
+    rec = store.submit(tiny_config(seed=7))
+    store.finish(rec.run_id, "failed", step=3, reason="non-finite loss (nan) at step 4")
+    at = start(tmp_path / "runs", "views/train.py", monkeypatch)
+    assert not at.exception
+    assert any("non-finite loss (nan) at step 4" in e.value for e in at.error)
+    assert any(b.key == f"retry_{rec.run_id}" for b in at.button)
