@@ -9,8 +9,10 @@ All are 3x3 'valid' (unpadded) ReLU convolutions, flatten, dense 128 ReLU, dense
 embedding (linear). Inputs are float images (B, C, H, W) in [0, 1] (channels first, as
 torch convolutions want); outputs are embeddings (B, E). `model.spec` holds the
 constructor arguments, so `build_encoder(**model.spec)` rebuilds it from a checkpoint.
-Weights use PyTorch's default initialisation, drawn from the global generator: the same
-`torch.manual_seed` gives the same network.
+Weights use Glorot-uniform kernels and zero biases (the Keras defaults of the papers'
+implementation; PyTorch's default starts the embeddings about 25x closer together, far
+below the loss's length scale sqrt(tau), where training barely moves). They are drawn from
+the global generator: the same `torch.manual_seed` gives the same network.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ class ConvEncoder(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(self.feature_dim, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, embedding_dim)
         )
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) float in [0, 1] -> conv trunk output, flattened (B, feature_dim)."""

@@ -44,12 +44,15 @@ FOV_Y = math.radians(46.3)
 # capsule radius, total height. Everything rests on the floor at the room's centre.
 CUBE_HALF, CYL_RADIUS, CYL_HEIGHT, SPHERE_RADIUS = 1.4, 1.5, 2.9, 1.72
 CAPSULE_RADIUS, CAPSULE_HEIGHT = 1.35, 5.3
-# Lighting travels with the camera (the real images always show the shadow below right):
-# a point light up, left and behind the object, a headlight along the view, an ambient term.
-LIGHT = (-4.0, 16.0, -3.0)  # (right, up, towards camera) offsets from the object
-# Per surface: (ambient, headlight gain, point light gain); intensity saturates at 1.
-GAINS = {"floor": (0.45, 0.0, 1.1), "wall": (0.38, 0.76, 0.0), "object": (0.55, 0.4, 0.35)}
-SHADOW_STRENGTH, SHADOW_SOFTNESS = 0.67, 0.25
+# Lighting travels with the camera (the real images always show the shadow below right).
+# Offsets are (right, up, towards camera) from the object. A lamp up and to the left with
+# inverse-square falloff shades the floor brighter on the left; a distant light casts the
+# shadow; a headlight along the view makes walls facing the camera brighter than side walls.
+LAMP, LAMP_FALLOFF = (-5.3, 13.3, -0.9), 2.0  # intensity / (1 + (distance / falloff)^2)
+SUN = (-0.15, 1.0, -0.2)  # direction towards the shadow-casting light
+# Per surface: (ambient, headlight gain, lamp gain); intensity saturates at 1.
+GAINS = {"floor": (0.3, 0.0, 47.7), "wall": (0.36, 0.62, 5.87), "object": (0.42, 0.51, 18.8)}
+SHADOW_STRENGTH, SHADOW_SOFTNESS = 0.67, 0.08
 SHADOW_REACH = 9.0  # no shadow falls further than this from the object's axis
 SUPERSAMPLE = 2  # 2x2 rays per pixel for antialiased edges (costs nothing per image)
 CHUNK = 1024  # images per rendering chunk: bounds memory at ~200 MB for 64x64
@@ -225,30 +228,35 @@ def _object_top(shape: int, s):
 
 
 # ----- shading -----------------------------------------------------------------------------
-def _light(theta: torch.Tensor) -> torch.Tensor:
-    """(m,) azimuths -> (m, 1, 3) world position of the camera-attached point light."""
+def _light(theta: torch.Tensor):
+    """(m,) azimuths -> lamp position and unit direction towards the sun, each (m, 1, 3)."""
     right = torch.stack([theta.cos(), 0 * theta, -theta.sin()], -1)
     back = torch.stack([theta.sin(), 0 * theta, theta.cos()], -1)  # towards the camera
     up = torch.tensor([0.0, 1.0, 0.0])
-    return (LIGHT[0] * right + LIGHT[1] * up + LIGHT[2] * back)[:, None]
+    lamp = LAMP[0] * right + LAMP[1] * up + LAMP[2] * back
+    sun = _normalize(SUN[0] * right + SUN[1] * up + SUN[2] * back)
+    return lamp[:, None], sun[:, None]
 
 
-def _intensity(surface: str, point, normal, fwd, light):
-    """Lambert shading (m, P): ambient + headlight + point light; may exceed 1 (saturates)."""
-    ambient, head, lamp = GAINS[surface]
+def _intensity(surface: str, point, normal, fwd, lamp):
+    """Lambert shading (m, P): ambient + headlight + lamp; may exceed 1 (saturates)."""
+    ambient, head, gain = GAINS[surface]
     i = ambient + head * (-(normal * fwd[:, None]).sum(-1)).clamp(min=0)
-    if lamp:
-        i = i + lamp * (normal * _normalize(light - point)).sum(-1).clamp(min=0)
+    if gain:
+        to_lamp = lamp - point
+        dist2 = (to_lamp * to_lamp).sum(-1)
+        cos = (normal * to_lamp).sum(-1).clamp(min=0) / dist2.sqrt()
+        i = i + gain * cos / (1 + dist2 / LAMP_FALLOFF**2)
     return i
 
 
-def _soft_shadow(point, shape: int, s, light, steps: int = 16):
-    """Floor points (m, Q, 3) -> (m, Q) light visibility in [0, 1], soft at the edges.
+def _soft_shadow(point, shape: int, s, sun, steps: int = 16):
+    """Floor points (m, Q, 3) -> (m, Q) sunlight visibility in [0, 1], soft at the edges.
 
-    Samples the segment from each point towards the light up to the object's top and
+    Samples the segment from each point towards the sun up to the object's top and
     keeps the smallest distance to the object relative to the distance travelled.
     """
-    to_light = _normalize(light - point)  # (m, Q, 3)
+    to_light = sun.expand_as(point)  # (m, Q, 3)
     t_max = (_object_top(shape, s) + 0.1) / to_light[..., 1]  # (m, Q)
     frac = (torch.arange(steps) + 0.5) / steps  # (K,)
     t = t_max[..., None] * frac  # (m, Q, K)
@@ -270,7 +278,7 @@ class _Layers:
     def __init__(self, size: int):
         ss, k, hw = SUPERSAMPLE, SUPERSAMPLE**2, (size, size)
         theta = torch.deg2rad(torch.tensor(ORIENTATIONS, dtype=torch.float32))  # (15,)
-        light = _light(theta)  # (15, 1, 3)
+        lamp, sun = _light(theta)  # (15, 1, 3) each
         hue_rgb = hsv_rgb(torch.tensor(HUES)) * 255  # (10, 3)
         o, d, fwd = _rays(theta, size, ss)  # (15, 1, 3), (15, P, 3)
         kind, point, normal = _cast_room(o, d)
@@ -284,9 +292,9 @@ class _Layers:
             c = c.view(len(levels), -1, *hw, k).mean(-1)  # (V, m, H, W)
             return c[level_of].permute(2, 0, 3, 4, 1).flatten(0, 1).contiguous()
 
-        self.floor = paint(kind == 1, _intensity("floor", point, normal, fwd, light))
+        self.floor = paint(kind == 1, _intensity("floor", point, normal, fwd, lamp))
         sky = (kind == 0).float().view(15, *hw, k).mean(-1)[..., None] * torch.tensor(SKY_RGB)
-        wall = paint(kind == 2, _intensity("wall", point, normal, fwd, light))
+        wall = paint(kind == 2, _intensity("wall", point, normal, fwd, lamp))
         self.wall_sky = wall + sky.repeat_interleave(10, 0)
         # shadows are soft, so one floor point per pixel is enough
         o1, d1, _ = _rays(theta, size, 1)
@@ -307,14 +315,14 @@ class _Layers:
         for shape in range(len(SHAPES)):
             vis = torch.ones(15 * configs, size * size)
             vis[:, near] = 1 - SHADOW_STRENGTH * (1 - _soft_shadow(rep(floor_pt), shape, scale,
-                                                                 rep(light)))
+                                                                 rep(sun)))
             shadow.append(vis.view(15, configs, *hw))
             t, n = _object_hit(rep(o), rep(d[:, near_obj]), shape, scale)  # (120, P')
             p = rep(o) + t.nan_to_num(posinf=0)[..., None] * rep(d[:, near_obj])
             hit = torch.zeros(15 * configs, d.shape[1])
             inten = torch.zeros(15 * configs, d.shape[1])
             hit[:, near_obj] = torch.isfinite(t).float()
-            inten[:, near_obj] = _intensity("object", p, n, rep(fwd), rep(light))
+            inten[:, near_obj] = _intensity("object", p, n, rep(fwd), rep(lamp))
             transmit.append(1 - hit.view(15, configs, *hw, k).mean(-1))
             obj.append(paint(hit, inten).view(15, configs, 10, *hw, 3))
         # stack as (orientation, shape, scale[, hue]) to match the index arithmetic
