@@ -71,9 +71,9 @@ def embeddings(run, step="final") -> dict:
     path = d / "snapshots" / f"step_{s:07d}.npz"
     z = _load_snapshot(str(path), path.stat().st_mtime)
     return {
-        "u": z["embeddings"],
-        "indices": z["indices"],
-        "factors": z["factors"],
+        "u": z["embeddings"].astype(np.float32, copy=False),  # shipped runs store float16
+        "indices": z["indices"].astype(np.int64, copy=False),
+        "factors": z["factors"].astype(np.int64, copy=False),
         "factor_names": _factor_names(cfg),
         "step": s,
     }

@@ -445,7 +445,11 @@ class RunStore:
                              f"available steps: {', '.join(map(str, have)) or 'none yet'}")
         try:
             with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
+                out = {k: z[k] for k in z.files}
+            # shipped runs store float16 embeddings and int8 factors to stay small
+            out["embeddings"] = out["embeddings"].astype(np.float32, copy=False)
+            out["factors"] = out["factors"].astype(np.int64, copy=False)
+            return out
         except (OSError, ValueError, EOFError) as e:
             raise DataError(f"snapshot {path} is unreadable ({e}); delete it (training writes "
                             "it again if the run is resumed)") from None

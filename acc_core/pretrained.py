@@ -1,0 +1,145 @@
+"""Shipped runs: the papers' scenarios, trained once, explorable with no computation.
+
+Each scenario of the ACC paper's Figure 3c (procedural Shapes3D) and section 4.2 (digit
+style) is a config here. `export` copies a finished run into `pretrained/<name>/`:
+config, training log, embedding snapshots (float16), the cached evaluation, and weights
+(float16, loaded weights-only). `reproduce` retrains a scenario from its shipped config in a
+scratch store and sets the new evaluation beside the shipped one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from acc_core.config import ModelConfig, RunConfig, SetSpec, preset
+from acc_core.paths import PRETRAINED_DIR, atomic_path, atomic_write_json
+
+HUES = ("floor_hue", "wall_hue", "object_hue")
+
+
+def _shapes(inactive_a, inactive_b, **train) -> RunConfig:
+    cfg = preset("quick", "shapes3d-procedural")
+    return cfg.replace(
+        set_a=SetSpec(inactive=tuple(inactive_a)),
+        set_b=SetSpec(inactive=tuple(inactive_b)),
+        train=dataclasses.replace(cfg.train, **train),
+    )
+
+
+def scenarios() -> dict[str, tuple[RunConfig, str]]:
+    """name -> (config, description)."""
+    wall = ("wall_hue",)
+    s = {
+        "shapes3d-no-inactive": (_shapes((), ()), "no set supervision: every factor active"),
+        "shapes3d-wall-hue": (_shapes(wall, wall), "wall hue inactive in A and B"),
+        "shapes3d-wall-object-hue": (
+            _shapes(("wall_hue", "object_hue"), ("wall_hue", "object_hue")),
+            "wall and object hue inactive",
+        ),
+        "shapes3d-all-hues": (_shapes(HUES, HUES), "all three hues inactive"),
+        "shapes3d-wall-hue-b-free": (_shapes(wall, ()), "wall hue inactive in A, B unconstrained"),
+        "shapes3d-hue-infonce": (
+            _shapes((), (), method="hue_infonce", augmentations=("hue",), similarity="cosine",
+                    temperature=0.1),
+            "contrastive baseline: InfoNCE between two hue augmentations",
+        ),
+    }
+    two_d = _shapes(wall, wall)
+    s["shapes3d-wall-hue-2d"] = (
+        two_d.replace(model=ModelConfig(encoder="shapes3d", embedding_dim=2)),
+        "wall hue inactive, 2-D embedding (histogram mutual information)",
+    )
+    s["digits-style"] = (preset("paper", "digits"),
+                         "digit style isolation: sets grouped by digit, 9 held out, 8-D")
+    return s
+
+
+def list_pretrained(root: Path | None = None) -> list[dict]:
+    root = Path(root or PRETRAINED_DIR)
+    out = []
+    for meta in sorted(root.glob("*/meta.json")):
+        m = json.loads(meta.read_text())
+        cfg = RunConfig.from_json((meta.parent / "config.json").read_text())
+        out.append({**m, "run_id": cfg.run_id, "dir": str(meta.parent)})
+    return out
+
+
+def export(run_dir: Path, name: str, description: str, *, dest: Path | None = None,
+           max_snapshots: int = 7) -> Path:
+    """Copy a finished run into the shipped folder, compactly."""
+    from acc_core import evaluate
+
+    run_dir = Path(run_dir)
+    out = Path(dest or PRETRAINED_DIR) / name
+    tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None))
+    try:
+        shutil.copy(run_dir / "config.json", tmp / "config.json")
+        shutil.copy(run_dir / "log.jsonl", tmp / "log.jsonl")
+        steps = evaluate.snapshot_steps(run_dir)
+        keep = sorted(set(np.linspace(0, len(steps) - 1, min(max_snapshots, len(steps)))
+                          .round().astype(int).tolist()))
+        (tmp / "snapshots").mkdir()
+        for i in keep:
+            with np.load(run_dir / "snapshots" / f"step_{steps[i]:07d}.npz") as z:
+                np.savez_compressed(
+                    tmp / "snapshots" / f"step_{steps[i]:07d}.npz",
+                    embeddings=z["embeddings"].astype(np.float16), indices=z["indices"],
+                    factors=z["factors"].astype(np.int8), step=z["step"])
+        ckpt = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+        torch.save({"model": {k: v.half() for k, v in ckpt["model"].items()},
+                    "step": ckpt["step"], "config": ckpt["config"]}, tmp / "checkpoint.pt")
+        cfg = RunConfig.from_json((run_dir / "config.json").read_text())
+        atomic_write_json(tmp / "meta.json", {
+            "name": name, "description": description, "status": "done",
+            "step": cfg.train.steps, "exported": time.strftime("%Y-%m-%d"),
+        })
+        evaluate.report(tmp)  # the cached evaluation ships with the run
+        for method in ("pca",):
+            for which in ("initial", "final"):
+                evaluate.projection(tmp, which, method, 2)
+        evaluate.noise_sweep(tmp, "initial")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def reproduce(name: str, *, device: str | None = None, root: Path | None = None) -> dict:
+    """Retrain a shipped run from its config and compare the new evaluation with it."""
+    from acc_core import evaluate
+    from acc_core.train import train
+
+    shipped = {p["name"]: p for p in list_pretrained(root)}
+    if name not in shipped:
+        raise ValueError(f"unknown pretrained run {name!r}; available: {', '.join(shipped) or 'none'}")
+    src = Path(shipped[name]["dir"])
+    cfg = RunConfig.from_json((src / "config.json").read_text())
+    old = evaluate.report(src)
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        result = train(cfg, Path(d) / cfg.run_id, device=device)
+        seconds = time.perf_counter() - t0
+        if result["status"] != "done":
+            raise RuntimeError(f"retraining {name} ended {result['status']}: {result['reason']}")
+        new = evaluate.report(Path(d) / cfg.run_id)
+    rows = {}
+    for f in old["factors"]:
+        rows[f] = {
+            "shipped_mi": round(old["factors"][f]["final_mi"], 3),
+            "new_mi": round(new["factors"][f]["final_mi"], 3),
+            "shipped_probe": round(old["factors"][f]["final_probe"], 3),
+            "new_probe": round(new["factors"][f]["final_probe"], 3),
+        }
+    return {"name": name, "run_id": cfg.run_id, "train_seconds": round(seconds, 1),
+            "sigma": old["sigma"], "factors": rows}
