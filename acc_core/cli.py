@@ -114,16 +114,21 @@ def _train_in_foreground(store, rec, device) -> int:
     last = [0.0]
     lost = [False]  # the run was reaped (this process looked dead): stop, never train twice
 
+    tty = sys.stderr.isatty()
+    every = max(1, rec.config.train.steps // 10)  # not a terminal: one line per 10%
+
     def progress(p: dict) -> None:
         now = time.monotonic()
         if now - last[0] >= 0.5 or p["step"] == p["steps"]:
             last[0] = now
             lost[0] = not store.heartbeat(rec.run_id, worker_id, p["step"], p["steps"])
+            if not tty and p["step"] % every and p["step"] != p["steps"]:
+                return
             eta = p.get("eta_s")
             sys.stderr.write(
-                f"\r{_bar(p['step'], p['steps'])} {p['step']}/{p['steps']} "
+                ("\r" if tty else "") + f"{_bar(p['step'], p['steps'])} {p['step']}/{p['steps']} "
                 f"loss {p['loss']:.4f}  {p['steps_per_s']:.1f} steps/s"
-                + (f"  eta {eta:.0f}s " if eta is not None else " ")
+                + (f"  eta {eta:.0f}s " if eta is not None else " ") + ("" if tty else "\n")
             )
             sys.stderr.flush()
 

@@ -87,7 +87,7 @@ def _check_sigmas(sigmas) -> np.ndarray:
 
 
 def gaussian_channel_mi_multi(
-    u, factors, sigmas, *, n_samples: int = 4096, seed: int = 0, chunk_elements: int = 1 << 21
+    u, factors, sigmas, *, n_samples: int = 2048, seed: int = 0, chunk_elements: int = 1 << 22
 ) -> np.ndarray:
     """I(U + N(0, σ²I); G_k) for every factor column k and every σ: float64 (K, len(sigmas)).
 
@@ -165,7 +165,7 @@ def _codes(col: np.ndarray) -> tuple[np.ndarray, int]:
     return inverse.astype(np.int64), len(values)
 
 
-def gaussian_channel_mi(u, g, sigmas, *, n_samples: int = 4096, seed: int = 0) -> np.ndarray:
+def gaussian_channel_mi(u, g, sigmas, *, n_samples: int = 2048, seed: int = 0) -> np.ndarray:
     """I(U + N(0, σ²I); G) in nats for each σ: float64 (len(sigmas),); `g` (N,) int labels."""
     g = as_labels(g)
     return gaussian_channel_mi_multi(u, g[:, None], sigmas, n_samples=n_samples, seed=seed)[0]
@@ -206,7 +206,7 @@ def noise_sweep(
     factor_names=None,
     similarity: str = "l2sq",
     temperature: float = 1.0,
-    n_samples: int = 4096,
+    n_samples: int = 2048,
     seed: int = 0,
 ) -> dict:
     """Seed 001 Figures S1c,d / S3: I(U + N(0, σ²I); G_k) over σ for every factor.

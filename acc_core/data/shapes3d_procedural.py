@@ -1,22 +1,13 @@
-"""Shapes3D re-rendered procedurally: the `shapes3d-procedural` data source.
+"""The `shapes3d-procedural` data source: Shapes3D re-rendered, no download needed.
 
-Seed 000 section 4.1 evaluates ACC on Shapes3D (Burgess & Kim 2018): an object in a square
-room, six factors (floor, wall and object hue, scale, shape, orientation). This module
-draws that scene by ray casting in torch, with the real file's factor sizes, values and
-index layout, so no download is needed. The scene constants below were fitted to the
-reference images in shared/reference/shapes3d (room corners, floor line, object sizes).
-
-The scene factorises: the room depends only on the orientation (the camera azimuth), the
-object only on (orientation, shape, scale), and colours only on the hues. So the rays are
-cast once per image size over those 15 + 480 configurations (`_layers`, about a second)
-and every image is an exact composite of cached layers, which makes `render` fast enough
-that data is never the training bottleneck.
+Seed 000 section 4.1 uses Shapes3D (Burgess & Kim 2018). This source has the real file's
+six factors, sizes, values and index layout (orientation fastest) and draws images on the
+fly with `acc_core.data.shapes3d_render`, deterministically. `materialise` can write all
+480,000 images into an on-disk uint8 cache that later loads memory-map instead.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 import sys
 import time
 from pathlib import Path
@@ -25,338 +16,121 @@ import numpy as np
 import torch
 
 from acc_core.data.base import DataError, FactorDataset
+from acc_core.data.shapes3d_render import (CHUNK, FACTOR_NAMES, FACTOR_SIZES, HUES,
+                                           ORIENTATIONS, SCALES, SHAPES, render)
 from acc_core.paths import atomic_path, data_dir
 
 NAME = "shapes3d-procedural"
-FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
-FACTOR_SIZES = (10, 10, 10, 8, 4, 15)
-SHAPES = ("cube", "cylinder", "sphere", "capsule")
-HUES = np.round(np.arange(10) / 10, 2)
-SCALES = np.linspace(0.75, 1.25, 8)
-ORIENTATIONS = np.linspace(-30.0, 30.0, 15)  # degrees of camera azimuth
-SKY_RGB = (153, 226, 249)
-
-# Scene, in units where the room is 2 * ROOM_HALF wide; fitted to the reference frames.
-ROOM_HALF, WALL_HEIGHT = 12.4, 7.5
-CAMERA_DISTANCE, CAMERA_HEIGHT, TARGET_HEIGHT = 11.0, 3.24, 3.04  # orbit around the object
-FOV_Y = math.radians(46.3)
-# Object sizes at scale 1: cube half-side; cylinder radius, height; sphere radius;
-# capsule radius, total height. Everything rests on the floor at the room's centre.
-CUBE_HALF, CYL_RADIUS, CYL_HEIGHT, SPHERE_RADIUS = 1.4, 1.5, 2.9, 1.72
-CAPSULE_RADIUS, CAPSULE_HEIGHT = 1.35, 5.3
-# Lighting travels with the camera (the real images always show the shadow below right).
-# Offsets are (right, up, towards camera) from the object. A lamp up and to the left with
-# inverse-square falloff shades the floor brighter on the left; a distant light casts the
-# shadow; a headlight along the view makes walls facing the camera brighter than side walls.
-LAMP, LAMP_FALLOFF = (-5.3, 13.3, -0.9), 2.0  # intensity / (1 + (distance / falloff)^2)
-SUN = (-0.15, 1.0, -0.2)  # direction towards the shadow-casting light
-# Per surface: (ambient, headlight gain, lamp gain); intensity saturates at 1.
-GAINS = {"floor": (0.3, 0.0, 47.7), "wall": (0.36, 0.62, 5.87), "object": (0.42, 0.51, 18.8)}
-SHADOW_STRENGTH, SHADOW_SOFTNESS = 0.67, 0.08
-SHADOW_REACH = 9.0  # no shadow falls further than this from the object's axis
-SUPERSAMPLE = 2  # 2x2 rays per pixel for antialiased edges (costs nothing per image)
-CHUNK = 1024  # images per rendering chunk: bounds memory at ~200 MB for 64x64
+RENDER_STEP = 16 * CHUNK  # images per write while materialising
 
 
-def hsv_rgb(hues: torch.Tensor) -> torch.Tensor:
-    """(n,) hues in [0, 1) -> (n, 3) HSV(h, 1, 1) colours in [0, 1]."""
-    h6 = hues[:, None].double() * 6
-    k = torch.tensor([3.0, 2.0, 4.0], dtype=torch.float64)
-    sign = torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64)
-    off = torch.tensor([-1.0, 2.0, 2.0], dtype=torch.float64)
-    return (sign * (h6 - k).abs() + off).clamp(0, 1).float()
+def grid_factors(indices) -> np.ndarray:
+    """(n,) image indices -> (n, 6) factor value indices, the real file's layout."""
+    sizes = np.asarray(FACTOR_SIZES, dtype=np.int64)
+    strides = np.concatenate([np.cumprod(sizes[::-1])[::-1][1:], [1]])
+    return (np.asarray(indices, dtype=np.int64)[:, None] // strides) % sizes
 
 
-def _normalize(v: torch.Tensor) -> torch.Tensor:
-    return v / v.norm(dim=-1, keepdim=True)
+def cache_path(root=None, size: int = 64) -> Path:
+    """Where `materialise` writes and loads look: <data dir>/shapes3d-procedural/."""
+    return Path(root if root is not None else data_dir()) / NAME / f"images_{size}.npy"
 
 
-# ----- camera and rays ---------------------------------------------------------------------
-def _camera(theta: torch.Tensor):
-    """(m,) azimuths in radians -> origin, forward, right, up, each (m, 3)."""
-    zero = torch.zeros_like(theta)
-    origin = torch.stack([CAMERA_DISTANCE * theta.sin(), zero + CAMERA_HEIGHT,
-                          CAMERA_DISTANCE * theta.cos()], -1)
-    target = torch.tensor([0.0, TARGET_HEIGHT, 0.0])
-    fwd = _normalize(target - origin)
-    right = _normalize(torch.stack([-fwd[:, 2], zero, fwd[:, 0]], -1))  # fwd x world up
-    up = torch.linalg.cross(right, fwd)
-    return origin, fwd, right, up
+def open_cache(path, size: int = 64) -> np.ndarray:
+    """Memory-map a materialised cache, checking it holds every image at this size."""
+    expected = (int(np.prod(FACTOR_SIZES)), size, size, 3)
+    redo = f"delete {path} and re-render it with `acc data render {NAME}`"
+    try:
+        images = np.load(path, mmap_mode="r")
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"the image cache {path} is unreadable ({e}); {redo}") from None
+    if images.dtype != np.uint8 or images.shape != expected:
+        raise DataError(f"the image cache {path} holds {images.dtype} {images.shape}, "
+                        f"expected uint8 {expected}; {redo}")
+    return images
 
 
-def _rays(theta: torch.Tensor, size: int, ss: int):
-    """Rays through ss x ss points of every pixel -> origin (m, 1, 3), dirs (m, P, 3).
+class ProceduralShapes3D(FactorDataset):
+    """Shapes3D drawn on the fly (or read from a materialised cache when one exists)."""
 
-    P = size * size * ss * ss, ordered (row, column, subsample) so that a mean over the
-    last ss * ss entries of a (m, size, size, ss * ss) view gives pixel averages.
+    def __init__(self, root=None, size: int = 64):
+        if int(size) != size or size < 4:
+            raise ValueError(f"image size must be an integer of at least 4, got {size!r}")
+        self.name, self.size = NAME, int(size)
+        self.factor_names, self.factor_sizes = FACTOR_NAMES, FACTOR_SIZES
+        self.factor_values = (HUES, HUES, HUES, SCALES, np.arange(len(SHAPES)), ORIENTATIONS)
+        hue_labels = tuple(f"{h:.1f}" for h in HUES)
+        self.value_labels = (hue_labels, hue_labels, hue_labels,
+                             tuple(f"{s:.2f}" for s in SCALES), SHAPES,
+                             tuple(f"{round(float(o))}°" for o in ORIENTATIONS))
+        self.image_shape = (self.size, self.size, 3)
+        self.is_grid = True
+        self.cache_file = cache_path(root, self.size)
+        self._cache = open_cache(self.cache_file, self.size) if self.cache_file.exists() else None
+
+    @property
+    def materialised(self) -> bool:
+        return self._cache is not None
+
+    def _images(self, idx: np.ndarray) -> np.ndarray:
+        if self._cache is not None:
+            return np.asarray(self._cache[idx])
+        return render(self.factors(idx), self.size).numpy()
+
+    def images_tensor(self, indices) -> torch.Tensor:
+        """Like `images` but returns torch.uint8 (n, H, W, 3), skipping a numpy round trip."""
+        idx = self._check_indices(indices)
+        if self._cache is not None:
+            return torch.from_numpy(np.asarray(self._cache[idx]))
+        return render(self.factors(idx), self.size)
+
+
+def load_procedural(root=None, *, size: int = 64) -> ProceduralShapes3D:
+    """The `shapes3d-procedural` source; `root` overrides the data dir (for the cache)."""
+    return ProceduralShapes3D(root, size)
+
+
+def materialise(path=None, *, size: int = 64, progress: bool = True,
+                limit: int | None = None) -> Path:
+    """Render every image into an on-disk uint8 .npy that later loads memory-map.
+
+    Written to a temporary file and renamed at the end, so an interrupted render leaves
+    nothing behind. `limit` renders only the first `limit` images (a quick check; loads
+    accept only the complete cache). Returns the path written.
     """
-    origin, fwd, right, up = _camera(theta)
-    sub = (torch.arange(ss) + 0.5) / ss
-    pos = ((torch.arange(size)[:, None] + sub[None, :]) / size).reshape(-1)  # (size * ss,)
-    u = (pos * 2 - 1) * math.tan(FOV_Y / 2)
-    v = (1 - pos * 2) * math.tan(FOV_Y / 2)
-    # (size, ss, size, ss) grid -> (size, size, ss, ss) so subsamples are innermost
-    uu = u.view(size, ss)[None, None, :, :].expand(size, ss, size, ss).permute(0, 2, 1, 3)
-    vv = v.view(size, ss)[:, :, None, None].expand(size, ss, size, ss).permute(0, 2, 1, 3)
-    uu, vv = uu.reshape(-1), vv.reshape(-1)  # (P,)
-    dirs = fwd[:, None] + uu[None, :, None] * right[:, None] + vv[None, :, None] * up[:, None]
-    return origin[:, None], _normalize(dirs), fwd
+    path = Path(path) if path is not None else cache_path(None, size)
+    total = int(np.prod(FACTOR_SIZES))
+    n = total if limit is None else max(0, min(int(limit), total))
+    start_time = time.monotonic()
+    with atomic_path(path) as tmp:
+        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                           shape=(n, size, size, 3))
+        for start in range(0, n, RENDER_STEP):
+            stop = min(start + RENDER_STEP, n)
+            images[start:stop] = render(grid_factors(np.arange(start, stop)), size).numpy()
+            if progress:
+                rate = stop / max(time.monotonic() - start_time, 1e-9)
+                print(f"\rrendering {NAME} {size}x{size}: {stop}/{n} images "
+                      f"({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+        images.flush()
+        del images
+    if progress:
+        print(f"\nwrote {path}", file=sys.stderr)
+    return path
 
 
-def _safe(d: torch.Tensor) -> torch.Tensor:
-    return torch.where(d.abs() < 1e-9, torch.full_like(d, 1e-9), d)
+def main(argv=None) -> int:
+    """`python -m acc_core.data.shapes3d_procedural [--size 64] [--path FILE]`."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=materialise.__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=64, help="image side in pixels")
+    ap.add_argument("--path", default=None, help="output .npy (default: the data dir)")
+    ap.add_argument("--quiet", action="store_true", help="no progress output")
+    args = ap.parse_args(argv)
+    materialise(args.path, size=args.size, progress=not args.quiet)
+    return 0
 
 
-# ----- room: floor, four walls, open sky ---------------------------------------------------
-def _cast_room(o: torch.Tensor, d: torch.Tensor):
-    """Rays from inside the room -> kind (m, P) (0 sky, 1 floor, 2 wall), point, normal."""
-    dx, dy, dz = _safe(d[..., 0]), d[..., 1], _safe(d[..., 2])
-    tx = (dx.sign() * ROOM_HALF - o[..., 0]) / dx  # exit through x = +-R
-    tz = (dz.sign() * ROOM_HALF - o[..., 2]) / dz
-    t_side = torch.minimum(tx, tz)
-    t_floor = torch.where(dy < 0, -o[..., 1] / _safe(dy), torch.full_like(dy, math.inf))
-    floor = t_floor < t_side
-    t = torch.where(floor, t_floor, t_side)
-    point = o + t[..., None] * d
-    wall = ~floor & (point[..., 1] < WALL_HEIGHT)
-    kind = floor.to(torch.int8) + 2 * wall.to(torch.int8)
-    zero = torch.zeros_like(dx)
-    n_wall = torch.where((tx < tz)[..., None],
-                         torch.stack([-dx.sign(), zero, zero], -1),
-                         torch.stack([zero, zero, -dz.sign()], -1))
-    normal = torch.where(floor[..., None], torch.tensor([0.0, 1.0, 0.0]), n_wall)
-    return kind, point, normal
-
-
-# ----- object: analytic ray intersections and signed distances -----------------------------
-def _first_hit(*cands):
-    """Candidates (t, normal) with t = inf for a miss -> the nearest (t, normal)."""
-    t, n = cands[0]
-    for tc, nc in cands[1:]:
-        closer = tc < t
-        t, n = torch.where(closer, tc, t), torch.where(closer[..., None], nc, n)
-    return t, n
-
-
-def _sphere_hit(o, d, centre, r):
-    """centre (m, 1, 3), r (m, 1) -> t (m, P), normal (m, P, 3)."""
-    oc = o - centre
-    b = (oc * d).sum(-1)
-    disc = b * b - ((oc * oc).sum(-1) - r * r)
-    t = -b - disc.clamp(min=0).sqrt()
-    t = torch.where((disc >= 0) & (t > 0), t, torch.full_like(t, math.inf))
-    p = o + t.nan_to_num(posinf=0)[..., None] * d
-    return t, (p - centre) / r[..., None]
-
-
-def _tube_hit(o, d, r, y0, y1):
-    """Vertical open tube of radius r (m, 1) over heights y0..y1 (m, 1)."""
-    a = _safe(d[..., 0] ** 2 + d[..., 2] ** 2)
-    b = o[..., 0] * d[..., 0] + o[..., 2] * d[..., 2]
-    c = o[..., 0] ** 2 + o[..., 2] ** 2 - r * r
-    disc = b * b - a * c
-    t = (-b - disc.clamp(min=0).sqrt()) / a
-    y = o[..., 1] + t * d[..., 1]
-    t = torch.where((disc >= 0) & (t > 0) & (y >= y0) & (y <= y1), t, torch.full_like(t, math.inf))
-    p = o + t.nan_to_num(posinf=0)[..., None] * d
-    n = torch.stack([p[..., 0], torch.zeros_like(t), p[..., 2]], -1) / r[..., None]
-    return t, n
-
-
-def _cap_hit(o, d, r, y):
-    """Horizontal disc of radius r at height y, facing up."""
-    t = (y - o[..., 1]) / _safe(d[..., 1])
-    p = o + t[..., None] * d
-    ok = (t > 0) & (p[..., 0] ** 2 + p[..., 2] ** 2 <= r * r)
-    n = torch.tensor([0.0, 1.0, 0.0]).expand_as(p)
-    return torch.where(ok, t, torch.full_like(t, math.inf)), n
-
-
-def _box_hit(o, d, a, height=None):
-    """Box of half-side a (m, 1) standing on the floor, a cube unless given a height."""
-    lo = torch.stack([-a, torch.zeros_like(a), -a], -1)  # (m, 1, 3)
-    hi = torch.stack([a, 2 * a if height is None else height, a], -1)
-    inv = 1 / _safe(d)
-    t1, t2 = (lo - o) * inv, (hi - o) * inv
-    tn, tf = torch.minimum(t1, t2), torch.maximum(t1, t2)
-    t_in, axis = tn.max(-1)
-    ok = (t_in <= tf.min(-1).values) & (t_in > 0)
-    n = -torch.nn.functional.one_hot(axis, 3).float() * d.sign()
-    return torch.where(ok, t_in, torch.full_like(t_in, math.inf)), n
-
-
-def _object_hit(o, d, shape: int, s):
-    """Rays against one shape at scales s (m, 1) -> t (m, P), normal (m, P, 3)."""
-    if shape == 0:
-        return _box_hit(o, d, CUBE_HALF * s)
-    if shape == 1:
-        r, h = CYL_RADIUS * s, CYL_HEIGHT * s
-        return _first_hit(_tube_hit(o, d, r, 0 * h, h), _cap_hit(o, d, r, h))
-    if shape == 2:
-        r = SPHERE_RADIUS * s
-        return _sphere_hit(o, d, _on_axis(r), r)
-    r, h = CAPSULE_RADIUS * s, CAPSULE_HEIGHT * s
-    return _first_hit(_tube_hit(o, d, r, r, h - r),
-                      _sphere_hit(o, d, _on_axis(r), r), _sphere_hit(o, d, _on_axis(h - r), r))
-
-
-def _on_axis(y):
-    """(m, 1) heights -> (m, 1, 3) points on the vertical axis through the room centre."""
-    return torch.stack([torch.zeros_like(y), y, torch.zeros_like(y)], -1)
-
-
-def _object_sdf(p, shape: int, s):
-    """Signed distance from points p (m, Q, 3) to the shape at scales s (m, 1)."""
-    x, y, z = p.unbind(-1)
-    if shape == 0:
-        a = CUBE_HALF * s
-        q = torch.stack([x.abs() - a, (y - a).abs() - a, z.abs() - a], -1)
-        return q.clamp(min=0).norm(dim=-1) + q.max(-1).values.clamp(max=0)
-    if shape == 1:
-        r, h = CYL_RADIUS * s, CYL_HEIGHT * s
-        q = torch.stack([torch.hypot(x, z) - r, (y - h / 2).abs() - h / 2], -1)
-        return q.clamp(min=0).norm(dim=-1) + q.max(-1).values.clamp(max=0)
-    if shape == 2:
-        r = SPHERE_RADIUS * s
-        return torch.stack([x, y - r, z], -1).norm(dim=-1) - r
-    r, h = CAPSULE_RADIUS * s, CAPSULE_HEIGHT * s
-    return torch.stack([x, y - y.clamp(min=r, max=h - r), z], -1).norm(dim=-1) - r
-
-
-def _object_top(shape: int, s):
-    return s * (2 * CUBE_HALF, CYL_HEIGHT, 2 * SPHERE_RADIUS, CAPSULE_HEIGHT)[shape]
-
-
-# ----- shading -----------------------------------------------------------------------------
-def _light(theta: torch.Tensor):
-    """(m,) azimuths -> lamp position and unit direction towards the sun, each (m, 1, 3)."""
-    right = torch.stack([theta.cos(), 0 * theta, -theta.sin()], -1)
-    back = torch.stack([theta.sin(), 0 * theta, theta.cos()], -1)  # towards the camera
-    up = torch.tensor([0.0, 1.0, 0.0])
-    lamp = LAMP[0] * right + LAMP[1] * up + LAMP[2] * back
-    sun = _normalize(SUN[0] * right + SUN[1] * up + SUN[2] * back)
-    return lamp[:, None], sun[:, None]
-
-
-def _intensity(surface: str, point, normal, fwd, lamp):
-    """Lambert shading (m, P): ambient + headlight + lamp; may exceed 1 (saturates)."""
-    ambient, head, gain = GAINS[surface]
-    i = ambient + head * (-(normal * fwd[:, None]).sum(-1)).clamp(min=0)
-    if gain:
-        to_lamp = lamp - point
-        dist2 = (to_lamp * to_lamp).sum(-1)
-        cos = (normal * to_lamp).sum(-1).clamp(min=0) / dist2.sqrt()
-        i = i + gain * cos / (1 + dist2 / LAMP_FALLOFF**2)
-    return i
-
-
-def _soft_shadow(point, shape: int, s, sun, steps: int = 16):
-    """Floor points (m, Q, 3) -> (m, Q) sunlight visibility in [0, 1], soft at the edges.
-
-    Samples the segment from each point towards the sun up to the object's top and
-    keeps the smallest distance to the object relative to the distance travelled.
-    """
-    to_light = sun.expand_as(point)  # (m, Q, 3)
-    t_max = (_object_top(shape, s) + 0.1) / to_light[..., 1]  # (m, Q)
-    frac = (torch.arange(steps) + 0.5) / steps  # (K,)
-    t = t_max[..., None] * frac  # (m, Q, K)
-    q = point[..., None, :] + t[..., None] * to_light[..., None, :]  # (m, Q, K, 3)
-    dist = _object_sdf(q.flatten(1, 2), shape, s).view_as(t)
-    vis = (dist / (SHADOW_SOFTNESS * t + 0.05)).min(-1).values.clamp(0, 1)
-    return vis * vis * (3 - 2 * vis)  # smoothstep
-
-
-class _Layers:
-    """Everything `render` composites, cast once per image size.
-
-    floor (150, H, W, 3) indexed by orientation * 10 + floor hue; wall_sky likewise with
-    the wall hue; shadow and transmit (480, H, W, 1) by (orientation * 4 + shape) * 8 +
-    scale; obj (4800, H, W, 3) uint8, premultiplied by coverage, by config * 10 + hue.
-    Colours are on the 0..255 scale.
-    """
-
-    def __init__(self, size: int):
-        ss, k, hw = SUPERSAMPLE, SUPERSAMPLE**2, (size, size)
-        theta = torch.deg2rad(torch.tensor(ORIENTATIONS, dtype=torch.float32))  # (15,)
-        lamp, sun = _light(theta)  # (15, 1, 3) each
-        hue_rgb = hsv_rgb(torch.tensor(HUES)) * 255  # (10, 3)
-        o, d, fwd = _rays(theta, size, ss)  # (15, 1, 3), (15, P, 3)
-        kind, point, normal = _cast_room(o, d)
-
-        # HSV(h, 1, 1) channels take few distinct values (0, 0.2, ..., 1 for these hues):
-        # shade each level once, then gather the (hue, channel) table from the levels
-        levels, level_of = torch.unique(hue_rgb, return_inverse=True)  # (V,), (10, 3)
-
-        def paint(mask, inten):  # (m, P) coverage and shading -> (m * 10, H, W, 3)
-            c = (levels[:, None, None] * inten[None]).clamp_(max=255) * mask  # (V, m, P)
-            c = c.view(len(levels), -1, *hw, k).mean(-1)  # (V, m, H, W)
-            return c[level_of].permute(2, 0, 3, 4, 1).flatten(0, 1).contiguous()
-
-        self.floor = paint(kind == 1, _intensity("floor", point, normal, fwd, lamp))
-        sky = (kind == 0).float().view(15, *hw, k).mean(-1)[..., None] * torch.tensor(SKY_RGB)
-        wall = paint(kind == 2, _intensity("wall", point, normal, fwd, lamp))
-        self.wall_sky = wall + sky.repeat_interleave(10, 0)
-        # shadows are soft, so one floor point per pixel is enough
-        o1, d1, _ = _rays(theta, size, 1)
-        kind1, floor_pt, _ = _cast_room(o1, d1)  # (15, HW)
-        # only floor points near the object can be in its shadow
-        near = ((kind1 == 1) & (floor_pt[..., [0, 2]].norm(dim=-1) < SHADOW_REACH)).any(0)
-        floor_pt = floor_pt[:, near]  # (15, Q, 3)
-        configs = len(SCALES)
-        scale = torch.tensor(SCALES, dtype=torch.float32).repeat(15)[:, None]  # (120, 1)
-        rep = functools.partial(torch.repeat_interleave, repeats=configs, dim=0)
-        # only whole pixels whose rays pass near the largest object need object rays
-        big = torch.tensor([[max(SCALES)]])
-        half = big * max(CUBE_HALF * 2**0.5, CYL_RADIUS, SPHERE_RADIUS, CAPSULE_RADIUS) + 0.1
-        top = max(_object_top(shape, big) for shape in range(len(SHAPES))) + 0.1
-        bound = torch.isfinite(_box_hit(o, d, half, top)[0]).view(15, -1, k)
-        near_obj = bound.any(-1).any(0).repeat_interleave(k)  # (P,)
-        shadow, transmit, obj = [], [], []
-        for shape in range(len(SHAPES)):
-            vis = torch.ones(15 * configs, size * size)
-            vis[:, near] = 1 - SHADOW_STRENGTH * (1 - _soft_shadow(rep(floor_pt), shape, scale,
-                                                                 rep(sun)))
-            shadow.append(vis.view(15, configs, *hw))
-            t, n = _object_hit(rep(o), rep(d[:, near_obj]), shape, scale)  # (120, P')
-            p = rep(o) + t.nan_to_num(posinf=0)[..., None] * rep(d[:, near_obj])
-            hit = torch.zeros(15 * configs, d.shape[1])
-            inten = torch.zeros(15 * configs, d.shape[1])
-            hit[:, near_obj] = torch.isfinite(t).float()
-            inten[:, near_obj] = _intensity("object", p, n, rep(fwd), rep(lamp))
-            transmit.append(1 - hit.view(15, configs, *hw, k).mean(-1))
-            obj.append(paint(hit, inten).view(15, configs, 10, *hw, 3))
-        # stack as (orientation, shape, scale[, hue]) to match the index arithmetic
-        self.shadow = torch.stack(shadow, 1).reshape(-1, *hw, 1).contiguous()
-        self.transmit = torch.stack(transmit, 1).reshape(-1, *hw, 1).contiguous()
-        obj = torch.stack(obj, 1).reshape(-1, *hw, 3)
-        self.obj = obj.add_(0.5).clamp_(0, 255).to(torch.uint8)
-
-
-@functools.lru_cache(maxsize=4)
-def _layers(size: int) -> _Layers:
-    return _Layers(size)
-
-
-def render(factors, size: int = 64) -> torch.Tensor:
-    """(n, 6) factor value indices -> torch.uint8 (n, size, size, 3) images.
-
-    Deterministic: the same factors always give the same pixels. Renders in chunks of
-    `CHUNK` images so memory stays bounded for any n.
-    """
-    f = torch.as_tensor(np.asarray(factors), dtype=torch.long).reshape(-1, len(FACTOR_SIZES))
-    sizes = torch.tensor(FACTOR_SIZES)
-    if f.numel() and ((f < 0).any() or (f >= sizes).any()):
-        raise ValueError(f"factor value index out of range; sizes are {FACTOR_SIZES}")
-    if int(size) != size or size < 4:
-        raise ValueError(f"image size must be an integer of at least 4, got {size!r}")
-    lay = _layers(int(size))
-    out = torch.empty((len(f), size, size, 3), dtype=torch.uint8)
-    for start in range(0, len(f), CHUNK):
-        floor_hue, wall_hue, object_hue, scale, shape, orientation = f[start:start + CHUNK].T
-        config = (orientation * 4 + shape) * 8 + scale
-        img = lay.floor[orientation * 10 + floor_hue] * lay.shadow[config]
-        img += lay.wall_sky[orientation * 10 + wall_hue]
-        img *= lay.transmit[config]
-        img += lay.obj[config * 10 + object_hue]
-        out[start:start + CHUNK] = img.add_(0.5).clamp_(0, 255).to(torch.uint8)
-    return out
+if __name__ == "__main__":
+    sys.exit(main())
