@@ -12,7 +12,7 @@ import streamlit as st
 
 import common
 
-st.set_page_config(page_title="ACC explorer", page_icon="🔁", layout="wide")
+st.set_page_config(page_title="ACC explorer", page_icon=":material/autorenew:", layout="wide")
 
 
 @st.cache_data(show_spinner=False)
@@ -29,7 +29,7 @@ def example_sets(source: str = "shapes3d-procedural", inactive=("wall_hue", "flo
 
 
 def home() -> None:
-    st.title("🔁 ACC explorer")
+    st.title("ACC explorer")
     st.markdown(
         "**Affinity cycle consistency (ACC)** learns an embedding from *sets* of images. "
         "Within a set some factors of variation are held fixed (**inactive**) and the others "
@@ -63,7 +63,7 @@ def home() -> None:
     runs = common.list_runs()
     if runs:
         df = common.runs_table(runs)
-        st.dataframe(df, hide_index=True, use_container_width=True, column_config={
+        st.dataframe(df, hide_index=True, width="stretch", column_config={
             "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
                                                         format="percent"),
         })
@@ -78,14 +78,14 @@ def home() -> None:
     st.subheader("Where to start")
     c1, c2, c3 = st.columns(3)
     with c1:
-        st.page_link("views/train.py", label="Train a run", icon="🏋️")
+        st.page_link("views/train.py", label="Train a run", icon=":material/model_training:")
         st.caption("Choose which factors are inactive in sets A and B, launch, and watch the "
                    "embedding form.")
     with c2:
-        st.page_link("views/embeddings.py", label="Look at embeddings", icon="🔬")
+        st.page_link("views/embeddings.py", label="Look at embeddings", icon=":material/scatter_plot:")
         st.caption("PCA/UMAP of a run coloured by each factor, beside the untrained network.")
     with c3:
-        st.page_link("views/information.py", label="Measure information", icon="📊")
+        st.page_link("views/information.py", label="Measure information", icon=":material/bar_chart:")
         st.caption("How much each factor survives in the embedding, against a noise scale.")
 
 
@@ -94,12 +94,12 @@ def landing() -> None:
 
 
 pages = [
-    st.Page(landing, title="Home", icon="🏠", default=True),
-    st.Page("views/train.py", title="Train", icon="🏋️"),
-    st.Page("views/embeddings.py", title="Embeddings", icon="🔬"),
-    st.Page("views/information.py", title="Information", icon="📊"),
-    st.Page("views/retrieval.py", title="Retrieval", icon="🔎"),
-    st.Page("views/compare.py", title="Compare", icon="⚖️"),
-    st.Page("views/random_loss.py", title="Loss of random points", icon="🎲"),
+    st.Page(landing, title="Home", icon=":material/home:", default=True),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+    st.Page("views/information.py", title="Information", icon=":material/bar_chart:"),
+    st.Page("views/retrieval.py", title="Retrieval", icon=":material/image_search:"),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("views/random_loss.py", title="Loss of random points", icon=":material/casino:"),
 ]
 st.navigation(pages).run()

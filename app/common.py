@@ -22,8 +22,10 @@ from acc_core import evaluate
 from acc_core.data import DataError
 from acc_core.paths import acc_home
 
-STATUS_ICONS = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌",
-                "interrupted": "⏸️", "cancelled": "🚫"}
+# Markdown icons (Streamlit ships the Material Symbols font, so they render everywhere).
+STATUS_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/directions_run:",
+                "done": ":material/check_circle:", "failed": ":material/error:",
+                "interrupted": ":material/pause_circle:", "cancelled": ":material/cancel:"}
 LIVE = ("queued", "running", "interrupted")  # a worker will still move these forward
 CATEGORICAL = ("shape", "digit")  # factors whose values have no order
 
@@ -82,7 +84,7 @@ def get_run(run_id: str):
 def run_label(r) -> str:
     name = r.label or r.config.describe()
     origin = "pretrained · " if r.source == "pretrained" else ""
-    return f"{STATUS_ICONS.get(r.status, '')} {name} · {origin}{r.status} · {r.run_id[:8]}"
+    return f"{r.status.upper()} · {name} · {origin}{r.run_id[:8]}"
 
 
 def pick_run(runs: list, *, key: str, label: str = "Run", help: str | None = None):
@@ -109,7 +111,7 @@ def runs_table(runs: list):
     import pandas as pd
 
     rows = [{
-        "status": f"{STATUS_ICONS.get(r.status, '')} {r.status}",
+        "status": r.status,
         "run": r.label or r.config.describe(),
         "data": r.config.data.source,
         "inactive in A": ", ".join(r.config.set_a.inactive) or "-",

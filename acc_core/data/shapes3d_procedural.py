@@ -62,7 +62,7 @@ class ProceduralShapes3D(FactorDataset):
         hue_labels = tuple(f"{h:.1f}" for h in HUES)
         self.value_labels = (hue_labels, hue_labels, hue_labels,
                              tuple(f"{s:.2f}" for s in SCALES), SHAPES,
-                             tuple(f"{round(float(o))}°" for o in ORIENTATIONS))
+                             tuple(f"{o:.1f}°" for o in ORIENTATIONS))
         self.image_shape = (self.size, self.size, 3)
         self.is_grid = True
         self.cache_file = cache_path(root, self.size)

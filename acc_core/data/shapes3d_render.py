@@ -41,15 +41,18 @@ CAPSULE_RADIUS, CAPSULE_HEIGHT = 1.35, 5.3
 # Lighting travels with the camera (the real images always show the shadow below right).
 # Offsets are (right, up, towards camera) from the object. A lamp up and to the left with
 # inverse-square falloff shades the floor brighter on the left; a distant light casts the
-# shadow; a headlight along the view makes walls facing the camera brighter than side walls.
+# shadow; a headlight along the view makes walls facing the camera brighter than side
+# walls; a light from straight above brightens the tops of objects.
 LAMP, LAMP_FALLOFF = (-5.3, 13.3, -0.9), 2.0  # intensity / (1 + (distance / falloff)^2)
 SUN = (-0.15, 1.0, -0.2)  # direction towards the shadow-casting light
-# Per surface: (ambient, headlight gain, lamp gain); intensity saturates at 1.
-GAINS = {"floor": (0.3, 0.0, 47.7), "wall": (0.36, 0.62, 5.87), "object": (0.42, 0.51, 18.8)}
+# Per surface: (ambient, headlight, top light, lamp) gains, fitted to reference pixels
+# by least squares; intensity saturates at 1 per colour channel.
+GAINS = {"floor": (0.3, 0.0, 0.0, 47.7), "wall": (0.36, 0.62, 0.0, 5.87),
+         "object": (0.41, 0.52, 0.30, 10.35)}
 SHADOW_STRENGTH, SHADOW_SOFTNESS = 0.67, 0.08
 SHADOW_REACH = 9.0  # no shadow falls further than this from the object's axis
 SUPERSAMPLE = 2  # 2x2 rays per pixel for antialiased edges (costs nothing per image)
-CHUNK = 1024  # images per rendering chunk: bounds memory at ~200 MB for 64x64
+CHUNK = 1024  # images per compositing step: bounds working memory (about 70 MB at 64x64)
 
 
 def hsv_rgb(hues: torch.Tensor) -> torch.Tensor:
@@ -233,9 +236,11 @@ def _light(theta: torch.Tensor):
 
 
 def _intensity(surface: str, point, normal, fwd, lamp):
-    """Lambert shading (m, P): ambient + headlight + lamp; may exceed 1 (saturates)."""
-    ambient, head, gain = GAINS[surface]
+    """Lambert shading (m, P): ambient + headlight + top light + lamp; may exceed 1."""
+    ambient, head, top, gain = GAINS[surface]
     i = ambient + head * (-(normal * fwd[:, None]).sum(-1)).clamp(min=0)
+    if top:
+        i = i + top * normal[..., 1].clamp(min=0)
     if gain:
         to_lamp = lamp - point
         dist2 = (to_lamp * to_lamp).sum(-1)

@@ -23,7 +23,7 @@ def short_label(r) -> str:
 
 
 def page() -> None:
-    st.title("⚖️ Compare")
+    st.title("Compare")
     st.caption("Pick finished runs to put side by side. The heatmap shows how much each "
                "embedding tells about each factor at one noise scale σ (in nats); below, each run's PCA coloured by one factor.")
     runs = common.list_runs("done")

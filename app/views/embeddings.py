@@ -17,7 +17,7 @@ ss = st.session_state
 
 
 def page() -> None:
-    st.title("🔬 Embeddings")
+    st.title("Embeddings")
     st.caption("Each dot is one image of a fixed probe subset, placed by a 2-D projection of "
                "its embedding. One panel per generative factor, coloured by that factor's "
                "value: a factor the network isolated shows as clean colour regions, a factor it "

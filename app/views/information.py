@@ -75,7 +75,7 @@ def sweep_plot(sweep: dict, inactive, sigma):
 
 
 def page() -> None:
-    st.title("📊 Information")
+    st.title("Information")
     st.caption("How much does the embedding tell about each factor? Gaussian noise of scale σ "
                "is added to the embeddings and the mutual information with each factor is "
                "measured in nats; H(G) is the most there is to know. Inactive factors (grey, "

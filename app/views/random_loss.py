@@ -26,7 +26,7 @@ def curve(set_sizes: tuple[int, ...], dims: tuple[int, ...], n_trials: int,
 
 
 def page() -> None:
-    st.title("🎲 Loss of random points")
+    st.title("Loss of random points")
     st.caption("If one factor is enough to match two sets, why do trained embeddings keep "
                "several? Here the 'embeddings' are random points, uniform in a unit cube of "
                "1 to 5 dimensions (each dimension an independent factor). For sets of more than "

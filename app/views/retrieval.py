@@ -25,7 +25,7 @@ def choose_query(emb: dict, ds, run_id: str) -> int:
     if key not in ss:
         ss[key] = int(np.random.default_rng(0).integers(n))
     if how == "random":
-        if st.button("🎲 Another random image", key="r_random"):
+        if st.button("Another random image", key="r_random", icon=":material/casino:"):
             ss[key] = int(np.random.default_rng().integers(n))
     elif how == "by factor values":
         cols = st.columns(len(ds.factor_names))
@@ -63,7 +63,7 @@ def class_grid_image(rec, ds, emb: dict) -> None:
 
 
 def page() -> None:
-    st.title("🔎 Retrieval")
+    st.title("Retrieval")
     st.caption("Pick a query image and look at its nearest neighbours in the embedding. A "
                "factor the embedding kept is shared by the neighbours; a factor it dropped "
                "varies among them as if at random.")

@@ -236,9 +236,9 @@ def run_panel(run_id: str) -> None:
     elif rec.status == "done":
         st.success("Done. Explore it on the other pages.")
         c = st.columns(3)
-        c[0].page_link("views/embeddings.py", label="Embeddings", icon="🔬")
-        c[1].page_link("views/information.py", label="Information", icon="📊")
-        c[2].page_link("views/retrieval.py", label="Retrieval", icon="🔎")
+        c[0].page_link("views/embeddings.py", label="Embeddings", icon=":material/scatter_plot:")
+        c[1].page_link("views/information.py", label="Information", icon=":material/bar_chart:")
+        c[2].page_link("views/retrieval.py", label="Retrieval", icon=":material/image_search:")
     if rec.status in ("queued", "running"):
         if st.button("Cancel this run", key=f"cancel_{rec.run_id}"):
             s.request_cancel(rec.run_id)
@@ -324,7 +324,7 @@ def watch() -> None:
 
 # ----- the page --------------------------------------------------------------------------------
 def page() -> None:
-    st.title("🏋️ Train")
+    st.title("Train")
     st.caption("Pick a dataset, say which factors are held fixed within set A and set B, and "
                "launch. Training runs in a background worker; you can leave this page.")
     restore_or_init()
