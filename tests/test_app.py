@@ -95,6 +95,19 @@ def test_pages_without_runs_say_what_to_do(acc_home, page):
         assert any("Train" in i.value for i in at.info)
 
 
+def test_random_loss_page_runs_a_small_simulation(acc_home):
+    at = start(acc_home, "views/random_loss.py")
+    assert_clean(at)
+    assert not at.get("plotly_chart")  # nothing is computed before the button
+    at.multiselect(key="l_dims").set_value([1, 3])
+    at.multiselect(key="l_sizes").set_value([2, 16])
+    at.select_slider(key="l_trials").set_value(50)
+    at.button(key="l_run").click().run()
+    assert_clean(at)
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert "3 dimensions" in spec and "log N (chance)" in spec
+
+
 def test_train_form_follows_presets_and_blocks_impossible_sets(acc_home):
     at = start(acc_home, "views/train.py")
     assert_clean(at)

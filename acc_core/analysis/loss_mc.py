@@ -31,12 +31,25 @@ def _cell_losses(n: int, d: int, temperatures: np.ndarray, *, n_trials: int, sim
     totals = np.zeros(len(temperatures))
     for start in range(0, n_trials, per_batch):
         t = min(per_batch, n_trials - start)
-        a = torch.rand(t, n, d, generator=gen, dtype=torch.float64) * scale  # (T, n, d) set A
-        b = torch.rand(t, n, d, generator=gen, dtype=torch.float64) * scale  # (T, n, d) set B
+        a = torch.rand(t, n, d, generator=gen) * scale  # (T, n, d) set A
+        b = torch.rand(t, n, d, generator=gen) * scale  # (T, n, d) set B
         for j, tau in enumerate(temperatures):
             loss = torch.vmap(lambda x, y: acc_loss(x, y, similarity=similarity, temperature=float(tau)))(a, b)
             totals[j] += float(loss.sum())  # (T,) per-draw losses
     return totals / n_trials
+
+
+def _default_grid(n: int, d: int, similarity: str, scale: float) -> np.ndarray:
+    """25 log-spaced temperatures over three decades around the typical point spacing.
+
+    n points in [0, scale]^d sit about h = scale * n^(-1/d) apart; the optimal τ tracks
+    h² for l2sq and h for l2 (the appendix: "roughly scales with the average inter-point
+    distance"), so the grid spans [0.01, 10] x that unit. Cosine gets [1e-3, 10].
+    """
+    h = scale * n ** (-1.0 / d) if scale > 0 else 1.0
+    unit = {"l2sq": h * h, "l2": h, "cosine": 1.0}[similarity]
+    lo, hi = (1e-3, 10.0) if similarity == "cosine" else (1e-2, 10.0)
+    return np.geomspace(lo, hi, 25) * unit
 
 
 def random_loss_curve(
@@ -56,8 +69,8 @@ def random_loss_curve(
 
     Points are uniform in [0, scale]^d (the unit interval for scale = 1, as in the paper),
     both sets of size n. `temperature` is a number, or "optimize": the minimum over
-    `temperature_grid` (default 25 log-spaced values over [1e-3, 10] x scale² for l2sq,
-    x scale for l2, absolute for cosine), refined by one parabolic step in log τ; every
+    `temperature_grid` (default: `_default_grid`, around the point spacing of each cell),
+    refined by one parabolic step in log τ; every
     temperature sees the same draws. `return_temperature=True` also returns the
     temperatures used, (len(dims), len(set_sizes)). Each (n, d) cell has its own seeded
     stream, so a cell's value does not depend on the other cells asked for.
@@ -75,9 +88,10 @@ def random_loss_curve(
         raise ValueError(f"temperature must be a number > 0 or 'optimize', got {temperature!r}.")
     if not optimize and not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}.")
-    unit = {"l2sq": scale**2, "l2": scale, "cosine": 1.0}[similarity] or 1.0
-    grid = (np.geomspace(1e-3, 10.0, 25) * unit if temperature_grid is None
-            else np.asarray(temperature_grid, dtype=np.float64))
+    if temperature_grid is not None:
+        temperature_grid = np.asarray(temperature_grid, dtype=np.float64)
+        if temperature_grid.ndim != 1 or temperature_grid.size == 0 or np.any(temperature_grid <= 0):
+            raise ValueError("temperature_grid must be a non-empty 1-D list of temperatures > 0.")
     kw = dict(n_trials=n_trials, similarity=similarity, scale=scale, seed=seed, batch_elements=batch_elements)
 
     loss = np.zeros((len(dlist), len(sizes)))
@@ -87,6 +101,7 @@ def random_loss_curve(
             if not optimize:
                 loss[i, j], taus[i, j] = _cell_losses(n, d, np.array([temperature]), **kw)[0], temperature
                 continue
+            grid = _default_grid(n, d, similarity, scale) if temperature_grid is None else temperature_grid
             values = _cell_losses(n, d, grid, **kw)  # (G,)
             best = int(values.argmin())
             if 0 < best < len(grid) - 1:  # one parabolic step in log τ through the best three

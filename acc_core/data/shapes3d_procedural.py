@@ -101,21 +101,23 @@ def materialise(path=None, *, size: int = 64, progress: bool = True,
     path = Path(path) if path is not None else cache_path(None, size)
     total = int(np.prod(FACTOR_SIZES))
     n = total if limit is None else max(0, min(int(limit), total))
-    start_time = time.monotonic()
+    start_time, tty, shown = time.monotonic(), sys.stderr.isatty(), 0
     with atomic_path(path) as tmp:
         images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                            shape=(n, size, size, 3))
         for start in range(0, n, RENDER_STEP):
             stop = min(start + RENDER_STEP, n)
             images[start:stop] = render(grid_factors(np.arange(start, stop)), size).numpy()
-            if progress:
+            if progress and (tty or stop * 10 // n > shown):  # one line per 10% in logs
+                shown = stop * 10 // n
                 rate = stop / max(time.monotonic() - start_time, 1e-9)
-                print(f"\rrendering {NAME} {size}x{size}: {stop}/{n} images "
-                      f"({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+                line = f"rendering {NAME} {size}x{size}: {stop}/{n} images ({rate:,.0f}/s)"
+                print("\r" + line if tty else line, end="" if tty else "\n", file=sys.stderr,
+                      flush=True)
         images.flush()
         del images
     if progress:
-        print(f"\nwrote {path}", file=sys.stderr)
+        print(("\n" if tty else "") + f"wrote {path}", file=sys.stderr)
     return path
 
 

@@ -38,18 +38,19 @@ FOV_Y = math.radians(46.3)
 # capsule radius, total height. Everything rests on the floor at the room's centre.
 CUBE_HALF, CYL_RADIUS, CYL_HEIGHT, SPHERE_RADIUS = 1.4, 1.5, 2.9, 1.72
 CAPSULE_RADIUS, CAPSULE_HEIGHT = 1.35, 5.3
-# Lighting travels with the camera (the real images always show the shadow below right).
-# Offsets are (right, up, towards camera) from the object. A lamp up and to the left with
-# inverse-square falloff shades the floor brighter on the left; a distant light casts the
-# shadow; a headlight along the view makes walls facing the camera brighter than side
-# walls; a light from straight above brightens the tops of objects.
-LAMP, LAMP_FALLOFF = (-5.3, 13.3, -0.9), 2.0  # intensity / (1 + (distance / falloff)^2)
-SUN = (-0.15, 1.0, -0.2)  # direction towards the shadow-casting light
+# Lights are fixed in the room, in world coordinates: x to the right and z towards the
+# camera at orientation 0, y up (so the shadow direction turns as the camera swings). A
+# lamp up and to the left with inverse-square falloff shades the floor brighter on the
+# left and lights left-facing sides; a distant light casts the shadow; a headlight along
+# the view makes walls facing the camera brighter than side walls; a light from straight
+# above brightens the tops of objects.
+LAMP, LAMP_FALLOFF = (-5.5, 19.2, -1.6), 2.85  # intensity / (1 + (distance / falloff)^2)
+SUN = (-0.25, 1.0, -0.1)  # direction towards the shadow-casting light
 # Per surface: (ambient, headlight, top light, lamp) gains, fitted to reference pixels
 # by least squares; intensity saturates at 1 per colour channel.
-GAINS = {"floor": (0.3, 0.0, 0.0, 47.7), "wall": (0.36, 0.62, 0.0, 5.87),
-         "object": (0.41, 0.52, 0.30, 10.35)}
-SHADOW_STRENGTH, SHADOW_SOFTNESS = 0.67, 0.08
+GAINS = {"floor": (0.0, 0.0, 0.0, 56.85), "wall": (0.35, 0.63, 0.0, 5.68),
+         "object": (0.37, 0.57, 0.24, 40.7)}
+SHADOW_STRENGTH, SHADOW_SOFTNESS = 0.67, 0.06
 SHADOW_REACH = 9.0  # no shadow falls further than this from the object's axis
 SUPERSAMPLE = 2  # 2x2 rays per pixel for antialiased edges (costs nothing per image)
 CHUNK = 1024  # images per compositing step: bounds working memory (about 70 MB at 64x64)
@@ -225,14 +226,10 @@ def _object_top(shape: int, s):
 
 
 # ----- shading -----------------------------------------------------------------------------
-def _light(theta: torch.Tensor):
-    """(m,) azimuths -> lamp position and unit direction towards the sun, each (m, 1, 3)."""
-    right = torch.stack([theta.cos(), 0 * theta, -theta.sin()], -1)
-    back = torch.stack([theta.sin(), 0 * theta, theta.cos()], -1)  # towards the camera
-    up = torch.tensor([0.0, 1.0, 0.0])
-    lamp = LAMP[0] * right + LAMP[1] * up + LAMP[2] * back
-    sun = _normalize(SUN[0] * right + SUN[1] * up + SUN[2] * back)
-    return lamp[:, None], sun[:, None]
+def _light(m: int):
+    """Lamp position and unit direction towards the sun, each (m, 1, 3)."""
+    lamp = torch.tensor(LAMP).expand(m, 1, 3)
+    return lamp, _normalize(torch.tensor(SUN)).expand(m, 1, 3)
 
 
 def _intensity(surface: str, point, normal, fwd, lamp):
@@ -279,7 +276,7 @@ class _Layers:
     def __init__(self, size: int):
         ss, k, hw = SUPERSAMPLE, SUPERSAMPLE**2, (size, size)
         theta = torch.deg2rad(torch.tensor(ORIENTATIONS, dtype=torch.float32))  # (15,)
-        lamp, sun = _light(theta)  # (15, 1, 3) each
+        lamp, sun = _light(len(theta))  # (15, 1, 3) each
         o, d, fwd = _rays(theta, size, ss)  # (15, 1, 3), (15, P, 3)
         kind, point, normal = _cast_room(o, d)
         # HSV(h, 1, 1) channels take few distinct values (0, 0.2, ..., 1 for these hues):
@@ -358,7 +355,8 @@ def render(factors, size: int = 64) -> torch.Tensor:
     Deterministic: the same factors always give the same pixels. Works in chunks of
     `CHUNK` images so memory stays bounded for any n.
     """
-    f = torch.as_tensor(np.asarray(factors), dtype=torch.long).reshape(-1, len(FACTOR_SIZES))
+    f = factors if torch.is_tensor(factors) else torch.from_numpy(np.asarray(factors))
+    f = f.to(torch.long).reshape(-1, len(FACTOR_SIZES))
     if f.numel() and ((f < 0).any() or (f >= torch.tensor(FACTOR_SIZES)).any()):
         raise ValueError(f"factor value indices out of range; sizes are {FACTOR_SIZES}")
     if int(size) != size or size < 4:

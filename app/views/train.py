@@ -309,7 +309,9 @@ def watch() -> None:
     if not runs:
         st.caption("Runs you launch appear here with live progress.")
         return
-    live = [r for r in runs if r.status in common.LIVE]
+    # Default: the run launched from this tab, else a running one, else queued, else newest.
+    live = sorted((r for r in runs if r.status in common.LIVE),
+                  key=lambda r: common.LIVE.index(r.status) if r.status != "running" else -1)
     ids = [r.run_id for r in runs]
     by_id = {r.run_id: r for r in runs}
     default = ss.get("t_watch") if ss.get("t_watch") in ids else (live or runs)[0].run_id
