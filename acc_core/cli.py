@@ -251,6 +251,11 @@ def cmd_pretrained(args) -> int:
         for p in pretrained.list_pretrained():
             print(f"{p['name']:<28}{p['run_id']:<14}{p.get('description', '')}")
         return 0
+    if args.action == "build":
+        pretrained.build(args.name.split(",") if args.name else None, device=args.device)
+        return 0
+    if not args.name:
+        raise ValueError("name the pretrained run to reproduce; `acc pretrained list` shows them")
     out = pretrained.reproduce(args.name, device=args.device)
     print(json.dumps(out, indent=2, default=float))
     return 0
@@ -317,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=cmd_data)
 
     pr = sub.add_parser("pretrained", help="shipped runs: list, reproduce NAME")
-    pr.add_argument("action", choices=["list", "reproduce"])
+    pr.add_argument("action", choices=["list", "reproduce", "build"],
+                    help="build NAMES trains and exports scenarios into pretrained/")
     pr.add_argument("name", nargs="?")
     pr.add_argument("--device")
     pr.set_defaults(fn=cmd_pretrained)

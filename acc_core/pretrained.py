@@ -143,3 +143,30 @@ def reproduce(name: str, *, device: str | None = None, root: Path | None = None)
         }
     return {"name": name, "run_id": cfg.run_id, "train_seconds": round(seconds, 1),
             "sigma": old["sigma"], "factors": rows}
+
+
+def build(names: list[str] | None = None, *, device: str | None = None,
+          dest: Path | None = None) -> list[Path]:
+    """Train scenarios in the run store (cached by config) and export them."""
+    from acc_core.store import RunStore
+    from acc_core.train import train
+
+    table = scenarios()
+    unknown = [n for n in names or [] if n not in table]
+    if unknown:
+        raise ValueError(f"unknown scenario {unknown[0]!r}; valid: {', '.join(table)}")
+    store = RunStore()
+    out = []
+    for name in names or list(table):
+        cfg, description = table[name]
+        rec = store.submit(cfg, label=name, retry=True)
+        if rec.status != "done":
+            if not store.claim(rec.run_id, f"build-{name}", __import__("os").getpid()):
+                raise RuntimeError(f"run {rec.run_id} for {name} is being trained elsewhere")
+            res = train(cfg, rec.dir, device=device)
+            store.finish(rec.run_id, res["status"], step=res["step"], reason=res["reason"])
+            if res["status"] != "done":
+                raise RuntimeError(f"{name} ended {res['status']}: {res['reason']}")
+        out.append(export(rec.dir, name, description, dest=dest))
+        print(f"exported {name} -> {out[-1]}", flush=True)
+    return out

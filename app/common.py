@@ -11,6 +11,7 @@ an entry, and a run directory is found again from its id.
 from __future__ import annotations
 
 import colorsys
+import functools
 import time
 import traceback
 
@@ -47,6 +48,14 @@ def run_page(body) -> None:
         where = traceback.extract_tb(e.__traceback__)[-1]
         st.error(f"This page hit an unexpected error: {type(e).__name__}: {e} "
                  f"(in {where.name}, {where.filename.rsplit('/', 1)[-1]}:{where.lineno}).")
+
+
+def guard(fn):
+    """`run_page` for a function that runs on its own, e.g. a fragment's rerun."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        run_page(lambda: fn(*args, **kwargs))
+    return wrapper
 
 
 # ----- the run store ---------------------------------------------------------------------------
@@ -107,6 +116,11 @@ def inactive_factors(config) -> list[str]:
     return sorted(set(config.set_a.inactive) | set(config.set_b.inactive))
 
 
+def factor_tick(name: str, inactive) -> str:
+    """An axis label that marks inactive factors on a second line (short ticks stay level)."""
+    return f"{name}<br>(inactive)" if name in inactive else name
+
+
 def runs_table(runs: list):
     import pandas as pd
 
@@ -119,6 +133,7 @@ def runs_table(runs: list):
         "progress": (r.step / r.steps) if r.steps else 0.0,
         "from": r.source,
         "id": r.run_id[:8],
+        "note": r.reason or (r.description if r.source == "pretrained" else "") or "",
     } for r in runs]
     return pd.DataFrame(rows)
 
@@ -162,6 +177,11 @@ def show_images(source, image_size, indices, captions=None, *, size: int = 72, w
 
 def value_label(ds, k: int, v: int) -> str:
     return str(ds.value_labels[k][int(v)])
+
+
+def value_labels(ds, k: int, values: np.ndarray) -> np.ndarray:
+    """Labels of many values at once, as a numpy array (plotly takes arrays without a loop)."""
+    return np.asarray([str(x) for x in ds.value_labels[k]])[np.asarray(values, dtype=np.int64)]
 
 
 # ----- cached analyses (all keyed by store root + run id) -----------------------------------------
@@ -241,22 +261,33 @@ def ago(t: float | None) -> str:
 
 
 # ----- colours and plots ----------------------------------------------------------------------------
-def factor_colours(ds, k: int, values: np.ndarray) -> list[str]:
-    """One CSS colour per point for factor k: hues as themselves, categories as a palette."""
+def factor_palette(ds, k: int) -> list[str]:
+    """One CSS colour per value of factor k: hues as themselves, categories as a palette,
+    ordered factors along Viridis."""
     import plotly.express as px
 
     name, n = ds.factor_names[k], ds.factor_sizes[k]
-    values = np.asarray(values, dtype=np.int64)
     if "hue" in name:
         hues = np.asarray(ds.factor_values[k], dtype=float)
-        table = ["rgb(%d,%d,%d)" % tuple(int(255 * c) for c in colorsys.hsv_to_rgb(h % 1, .85, .9))
-                 for h in hues]
-    elif name in CATEGORICAL:
+        return ["rgb(%d,%d,%d)" % tuple(int(255 * c) for c in colorsys.hsv_to_rgb(h % 1, .85, .9))
+                for h in hues]
+    if name in CATEGORICAL:
         pal = px.colors.qualitative.D3
-        table = [pal[i % len(pal)] for i in range(n)]
-    else:
-        table = px.colors.sample_colorscale("Viridis", [i / max(n - 1, 1) for i in range(n)])
-    return [table[v] for v in values]
+        return [pal[i % len(pal)] for i in range(n)]
+    return px.colors.sample_colorscale("Viridis", [i / max(n - 1, 1) for i in range(n)])
+
+
+def factor_marker(ds, k: int, values: np.ndarray, size: int) -> dict:
+    """A marker coloured by value index through a stepped colour scale.
+
+    Numbers with a colour scale, not one CSS string per point: plotly validates a list of
+    colour strings point by point, which made a figure of 12 panels take seconds to build.
+    """
+    pal = factor_palette(ds, k)
+    n = len(pal)
+    scale = [[(i + j) / n, c] for i, c in enumerate(pal) for j in (0, 1)]
+    return dict(size=size, color=np.asarray(values, dtype=np.int64), colorscale=scale,
+                cmin=-0.5, cmax=n - 0.5, showscale=False)
 
 
 def subsample(n: int, cap: int, seed: int = 0) -> np.ndarray:
@@ -282,8 +313,8 @@ def small_multiples(rows: list[tuple[str, np.ndarray]], factors: np.ndarray, ds,
             v = factors[keep, k]
             fig.add_trace(go.Scatter(
                 x=coords[keep, 0], y=coords[keep, 1], mode="markers",
-                marker=dict(size=4, color=factor_colours(ds, k, v)),
-                text=[value_label(ds, k, x) for x in v],
+                marker=factor_marker(ds, k, v, 4),
+                text=value_labels(ds, k, v),
                 hovertemplate=f"{ds.factor_names[k]}: %{{text}}<extra></extra>",
                 showlegend=False), row=r, col=k + 1)
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
@@ -302,18 +333,15 @@ def scatter_by_factor(coords: np.ndarray, factors: np.ndarray, ds, k: int, *, ti
     import plotly.graph_objects as go
 
     v = factors[:, k]
-    colours = factor_colours(ds, k, v)
     fig = go.Figure(go.Scatter(
-        x=coords[:, 0], y=coords[:, 1], mode="markers", marker=dict(size=6, color=colours),
-        text=[value_label(ds, k, x) for x in v], showlegend=False,
+        x=coords[:, 0], y=coords[:, 1], mode="markers", marker=factor_marker(ds, k, v, 6),
+        text=value_labels(ds, k, v), showlegend=False,
         hovertemplate=f"{ds.factor_names[k]}: %{{text}}<br>position %{{pointIndex}}<extra></extra>"))
-    # Legend only: one empty trace per value, so the colour key is readable.
-    seen = {}
-    for val, c in zip(v.tolist(), colours):
-        seen.setdefault(val, c)
-    for val in sorted(seen):
+    # Legend only: one empty trace per value present, so the colour key is readable.
+    pal = factor_palette(ds, k)
+    for val in np.unique(v).tolist():
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=value_label(ds, k, val),
-                                 marker=dict(size=8, color=seen[val])))
+                                 marker=dict(size=8, color=pal[val])))
     fig.update_layout(title=title, height=height, dragmode="select",
                       legend=dict(title=ds.factor_names[k]), margin=dict(l=10, r=10, t=40, b=10))
     fig.update_xaxes(showticklabels=False)

@@ -127,14 +127,13 @@ def no_errors(page) -> None:
 
 
 def pick(page, label: str, option: str) -> None:
-    """Choose `option` in the selectbox labelled `label`."""
-    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
-    box.locator('[data-baseweb="select"]').click()
+    """Choose `option` in the selectbox labelled `label` (a combobox with a listbox)."""
+    page.get_by_role("combobox", name=label).first.click()
     page.get_by_role("option", name=option, exact=True).click()
 
 
 def plot_title(page, nth: int) -> str:
-    return page.locator(".js-plotly-plot").nth(nth).locator(".gtitle").first.inner_text()
+    return page.locator(".js-plotly-plot").nth(nth).locator(".gtitle").first.text_content()
 
 
 def test_every_page_in_chromium(server, browser):

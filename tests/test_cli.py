@@ -19,7 +19,7 @@ def acc(*args, env=None, timeout=300):
     "args, message",
     [
         (["--temperature", "0"], "temperature must be > 0"),
-        (["--inactive-a", "colour"], "unknown factor 'colour'"),
+        (["--inactive-a", "colour"], "unknown inactive factor 'colour'"),
         (["--inactive-a", "floor_hue,wall_hue,object_hue,scale,shape,orientation"], "every factor"),
         (["--data", "imagenet"], "unknown data source 'imagenet'"),
         (["--data", "mnist"], "acc data download mnist"),

@@ -33,15 +33,18 @@ def pca(u, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
     if not 1 <= n_components <= d:
         raise ValueError(f"n_components must be between 1 and the embedding dimension {d}, got {n_components}.")
     xc = x - x.mean(0)  # (N, D)
-    # Thin SVD: xc = U S V^T; principal axes are rows of V^T, variances S² / (N − 1).
-    _, s, vt = np.linalg.svd(xc, full_matrices=False)  # (min(N,D),), (min(N,D), D)
-    k = min(n_components, len(s))
+    if d <= n:  # eigenvectors of the (D, D) scatter matrix: one GEMM, far cheaper than an SVD
+        evals, evecs = np.linalg.eigh(xc.T @ xc)  # ascending
+        var, vt = np.clip(evals[::-1], 0.0, None), evecs[:, ::-1].T  # (D,), (D, D) rows = axes
+    else:  # thin SVD xc = U S V^T: axes are rows of V^T, variances S²
+        _, sv, vt = np.linalg.svd(xc, full_matrices=False)  # (N,), (N, D)
+        var = sv**2
+    k = min(n_components, len(var))
     axes = vt[:k]  # (k, D)
     signs = np.sign(axes[np.arange(k), np.abs(axes).argmax(1)])  # (k,)
     axes = axes * np.where(signs == 0, 1.0, signs)[:, None]
     coords = np.zeros((n, n_components))
     coords[:, :k] = xc @ axes.T  # (N, k); with N < n_components the extra columns stay 0
-    var = s**2
     total = var.sum()
     ratio = np.zeros(n_components)
     if total > 0:
@@ -49,11 +52,12 @@ def pca(u, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
     return coords, ratio
 
 
-def umap(u, n_components: int = 2, *, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
+def umap(u, n_components: int = 2, *, seed: int | None = 0, n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
     """UMAP embedding float32 (N, n_components) with umap-learn; deterministic for a seed.
 
-    A fixed `random_state` makes umap-learn single-threaded but reproducible, which is what
-    a cache keyed by the inputs needs. `n_neighbors` is capped at N − 1 for small inputs.
+    A fixed seed (umap-learn's `random_state`) makes the fit single-threaded but
+    reproducible, which is what a cache keyed by the inputs needs; `seed=None` runs it
+    multi-threaded and not reproducible. `n_neighbors` is capped at N − 1 for small inputs.
     """
     x = as_embeddings(u)
     n = len(x)

@@ -25,7 +25,8 @@ def short_label(r) -> str:
 def page() -> None:
     st.title("Compare")
     st.caption("Pick finished runs to put side by side. The heatmap shows how much each "
-               "embedding tells about each factor at one noise scale σ (in nats); below, each run's PCA coloured by one factor.")
+               "embedding tells about each factor at one noise scale σ (in nats); below, each "
+               "run's PCA coloured by one factor.")
     runs = common.list_runs("done")
     if not runs:
         common.pick_run([], key="c_none")
@@ -37,27 +38,36 @@ def page() -> None:
     if not chosen:
         st.info("Choose at least one run.")
         return
-    recs = [by_id[i] for i in chosen]
-    root = common.root()
-    sigma = st.select_slider("Noise scale σ", SIGMAS, value=1.0, key="c_sigma",
-                             format_func=lambda s: f"{s:g}",
-                             help="√τ = 1 for the default temperature: the papers' length scale.")
+    heatmap_section(chosen)
+    projection_section(chosen)
 
+
+def factor_union(recs) -> list[str]:
+    names: list[str] = []
+    for r in recs:
+        names += [n for n in common.run_dataset(r).factor_names if n not in names]
+    return names
+
+
+@st.fragment
+@common.guard
+def heatmap_section(run_ids: list[str]) -> None:
+    """Runs x factors MI at one σ. A fragment: moving σ redraws only the heatmap."""
     import pandas as pd
     import plotly.graph_objects as go
 
-    names: list[str] = []
-    for r in recs:
-        for n in common.run_dataset(r).factor_names:
-            if n not in names:
-                names.append(n)
+    root = common.root()
+    recs = [common.get_run(i) for i in run_ids]
+    sigma = st.select_slider("Noise scale σ", SIGMAS, value=1.0, key="c_sigma",
+                             format_func=lambda s: f"{s:g}",
+                             help="√τ = 1 for the default temperature: the papers' length scale.")
+    names = factor_union(recs)
     z = np.full((len(recs), len(names)), np.nan)
     text = [["" for _ in names] for _ in recs]
     for i, r in enumerate(recs):
-        ds_names = list(common.run_dataset(r).factor_names)
-        vals = common.mi_at(root, r.run_id, sigma)
         inactive = common.inactive_factors(r.config)
-        for n, v in zip(ds_names, vals):
+        vals = common.mi_at(root, r.run_id, sigma)
+        for n, v in zip(common.run_dataset(r).factor_names, vals):
             j = names.index(n)
             z[i, j] = float(v)
             text[i][j] = f"{v:.2f}" + (" ✕" if n in inactive else "")
@@ -65,7 +75,7 @@ def page() -> None:
     fig = go.Figure(go.Heatmap(z=z, x=names, y=labels, text=text, texttemplate="%{text}",
                                colorscale="Blues", colorbar=dict(title="nats"),
                                hovertemplate="%{y}<br>%{x}: %{z:.3f} nats<extra></extra>"))
-    fig.update_layout(title=f"I(U + noise; G) at σ = {sigma:g}", height=120 + 45 * len(recs),
+    fig.update_layout(title=f"I(U + noise; G) at σ = {sigma:g}", height=140 + 45 * len(recs),
                       margin=dict(l=10, r=10, t=40, b=10), yaxis=dict(autorange="reversed"))
     st.plotly_chart(fig, key="c_heatmap")
     st.caption("✕ marks a factor that was inactive (held fixed within a set) in that run. "
@@ -73,8 +83,15 @@ def page() -> None:
     with st.expander("Table"):
         st.dataframe(pd.DataFrame(z, index=labels, columns=names).round(3))
 
+
+@st.fragment
+@common.guard
+def projection_section(run_ids: list[str]) -> None:
+    """Each run's PCA coloured by the same factor. A fragment: recolouring redraws only this."""
+    root = common.root()
+    recs = [common.get_run(i) for i in run_ids]
     st.subheader("Projections")
-    name = st.selectbox("Colour by", names, key="c_colour")
+    name = st.selectbox("Colour by", factor_union(recs), key="c_colour")
     per_row = 3
     for start in range(0, len(recs), per_row):
         cols = st.columns(per_row)
@@ -85,10 +102,9 @@ def page() -> None:
                     st.caption(f"{short_label(r)}: no factor {name!r} in {r.config.data.source}.")
                     continue
                 p = common.projection(root, r.run_id, "final", "pca")
-                k = ds.factor_names.index(name)
                 inactive = name in common.inactive_factors(r.config)
                 fig = common.scatter_by_factor(
-                    p["coords"], p["factors"], ds, k, height=340,
+                    p["coords"], p["factors"], ds, ds.factor_names.index(name), height=340,
                     title=short_label(r) + (" (inactive)" if inactive else ""))
                 fig.update_layout(dragmode="zoom", showlegend=False, title_font_size=12)
                 st.plotly_chart(fig, key=f"c_pca_{r.run_id}")

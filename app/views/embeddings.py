@@ -16,6 +16,19 @@ import common
 ss = st.session_state
 
 
+@st.cache_resource(show_spinner=False, max_entries=32)
+def grid_figure(root: str, run_id: str, step, method: str):
+    """Small multiples: a row at `step` and a row for the untrained network, one panel per
+    factor. Cached as the figure object: building 12 plotly panels costs about half a second."""
+    rec = common.get_run(run_id)
+    trained = common.projection(root, run_id, step, method)
+    untrained = common.projection(root, run_id, "initial", method)
+    rows = [(f"step {trained['step']}", trained["coords"]),
+            (f"untrained (step {untrained['step']})", untrained["coords"])]
+    return common.small_multiples(rows, trained["factors"], common.run_dataset(rec),
+                                  common.inactive_factors(rec.config))
+
+
 def page() -> None:
     st.title("Embeddings")
     st.caption("Each dot is one image of a fixed probe subset, placed by a 2-D projection of "
@@ -41,14 +54,10 @@ def page() -> None:
     if len(steps) > 1:
         step = c[1].select_slider("Training step (watch the embedding form)", steps,
                                   value=steps[-1], key=f"e_step_{rec.run_id}")
-    ds = common.run_dataset(rec)
     inactive = common.inactive_factors(rec.config)
     trained = common.projection(root, rec.run_id, step, method)
-    untrained = common.projection(root, rec.run_id, "initial", method)
-    rows = [(f"step {trained['step']}", trained["coords"]),
-            (f"untrained (step {untrained['step']})", untrained["coords"])]
-    fig = common.small_multiples(rows, trained["factors"], ds, inactive)
-    st.plotly_chart(fig, key="e_grid", config={"displayModeBar": False})
+    st.plotly_chart(grid_figure(root, rec.run_id, step, method), key="e_grid",
+                    config={"displayModeBar": False})
     notes = []
     if "explained_variance" in trained:
         ev = np.asarray(trained["explained_variance"], dtype=float)
@@ -58,6 +67,20 @@ def page() -> None:
     notes.append(f"{len(trained['coords'])} probe images, at most 800 drawn per panel")
     st.caption("; ".join(notes) + ".")
 
+    look_closer(rec.run_id, step, method)
+
+
+@st.fragment
+@common.guard
+def look_closer(run_id: str, step, method: str) -> None:
+    """One projection coloured by a chosen factor; a box/lasso selection shows the images.
+
+    A fragment: changing the colour or the selection reruns only this part of the page.
+    """
+    rec = common.get_run(run_id)
+    ds = common.run_dataset(rec)
+    inactive = common.inactive_factors(rec.config)
+    trained = common.projection(common.root(), run_id, step, method)
     st.subheader("Look closer")
     st.caption("Drag a box (or pick the lasso in the chart's toolbar) around points to see "
                "their images.")
@@ -69,7 +92,7 @@ def page() -> None:
     fig = common.scatter_by_factor(trained["coords"], trained["factors"], ds, k,
                                    title=f"{method.upper()} at step {trained['step']}, "
                                          f"coloured by {name}")
-    event = st.plotly_chart(fig, key=f"e_select_{rec.run_id}_{step}_{method}", on_select="rerun",
+    event = st.plotly_chart(fig, key=f"e_select_{run_id}_{step}_{method}", on_select="rerun",
                             selection_mode=("box", "lasso"))
     positions = selected_positions(event)
     with c[0]:

@@ -38,7 +38,7 @@ def mi_bars(names, mi, entropy, inactive, sigma):
     import plotly.graph_objects as go
 
     colours = [INACTIVE_COLOUR if n in inactive else ACTIVE_COLOUR for n in names]
-    labels = [f"{n} (inactive)" if n in inactive else n for n in names]
+    labels = [common.factor_tick(n, inactive) for n in names]
     fig = go.Figure(go.Bar(x=labels, y=mi, marker_color=colours, name="I(U+noise; G)",
                            hovertemplate="%{x}: %{y:.2f} nats<extra></extra>"))
     fig.add_trace(go.Scatter(x=labels, y=entropy, mode="markers", name="H(G) (upper bound)",
@@ -84,83 +84,115 @@ def page() -> None:
     rec = common.pick_run(runs, key="i_run")
     if rec is None:
         return
-    root = common.root()
-    sweep = common.noise_sweep(root, rec.run_id)
-    names = list(sweep["factor_names"])
-    inactive = common.inactive_factors(rec.config)
+    noise_section(rec.run_id, [r.run_id for r in same_but_seed(rec, runs)])
+    mine_section(rec.run_id)
+    probe_section(rec.run_id)
+
+
+def chosen_sigma(run_id: str, sweep: dict) -> float:
+    """The slider's σ, or √τ (the sweep's point nearest to it) before the slider exists."""
     sigmas = [float(s) for s in sweep["sigmas"]]
     ls = sweep.get("length_scale")
     start = min(sigmas, key=lambda s: abs(np.log(s / ls))) if ls else sigmas[len(sigmas) // 2]
-    sigma = st.select_slider("Noise scale σ", sigmas, value=start, format_func=sigma_label,
-                             key=f"i_sigma_{rec.run_id}")
-    j = sigmas.index(sigma)
-    mi = np.asarray(sweep["mi"], dtype=float)[:, j]
+    return float(st.session_state.get(f"i_sigma_{run_id}", start))
+
+
+@st.fragment
+@common.guard
+def noise_section(run_id: str, seed_group: list[str]) -> None:
+    """σ slider, MI bars, the noise sweep and the spread across seeds. A fragment: moving the
+    slider reruns only this part; every value comes from the cached sweep."""
+    root = common.root()
+    rec = common.get_run(run_id)
+    sweep = common.noise_sweep(root, run_id)
+    names = list(sweep["factor_names"])
+    inactive = common.inactive_factors(rec.config)
+    sigmas = [float(s) for s in sweep["sigmas"]]
+    sigma = st.select_slider("Noise scale σ", sigmas, value=chosen_sigma(run_id, sweep),
+                             format_func=sigma_label, key=f"i_sigma_{run_id}")
+    mi = np.asarray(sweep["mi"], dtype=float)[:, sigmas.index(sigma)]
     left, right = st.columns(2)
     left.plotly_chart(mi_bars(names, mi, sweep["entropy"], inactive, sigma), key="i_bars")
     right.plotly_chart(sweep_plot(sweep, inactive, sigma), key="i_sweep")
 
+    st.subheader("Across seeds")
+    if len(seed_group) < 2:
+        st.caption("Only one finished seed of this configuration. Launch more seeds from the "
+                   "Train page (e.g. '0-4') to see how much the result varies.")
+        return
+    import pandas as pd
+    import plotly.express as px
+
+    rows = []
+    for rid in seed_group:
+        seed = common.get_run(rid).config.train.seed
+        vals = common.mi_at(root, rid, sigma)
+        rows += [{"factor": n, "MI (nats)": float(v), "seed": seed} for n, v in zip(names, vals)]
+    fig = px.violin(pd.DataFrame(rows), x="factor", y="MI (nats)", points="all",
+                    hover_data=["seed"],
+                    title=f"MI at σ = {sigma_label(sigma)} over {len(seed_group)} seeds")
+    fig.update_traces(pointpos=0, jitter=0.3, marker=dict(size=7, color="#d62728"))
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10))
+    st.plotly_chart(fig, key="i_violin")
+    st.caption("Runs identical but for the seed; each dot is one seed.")
+
+
+@st.fragment
+@common.guard
+def mine_section(run_id: str) -> None:
+    root = common.root()
+    rec = common.get_run(run_id)
+    sweep = common.noise_sweep(root, run_id)
+    names = list(sweep["factor_names"])
     st.subheader("Estimator check")
     st.caption("The bars use the exact Gaussian-channel estimate (fast). MINE trains a small "
                "statistics network to lower-bound the same quantity, as the papers did: run it "
                "for one factor at the chosen σ to cross-check.")
-    c = st.columns([2, 1, 1])
+    c = st.columns([2, 1, 1], vertical_alignment="bottom")
     factor = c[0].selectbox("Factor", names, key="i_mine_factor")
     steps = c[1].number_input("MINE steps", min_value=200, max_value=20_000, value=2000,
                               step=200, key="i_mine_steps",
                               help="The papers used 20,000; 2,000 takes seconds.")
-    if c[2].button("Run MINE", key="i_mine"):
+    results = st.session_state.setdefault("i_mine_results", {})
+    if c[2].button("Run MINE at the chosen σ", key="i_mine"):
         from acc_core import evaluate
 
+        sigma = chosen_sigma(run_id, sweep)
         with st.spinner("Training the MINE statistics network…"):
             est = evaluate.mine_spot_check(rec, factor, sigma, int(steps))
-        ss_key = (rec.run_id, factor, sigma, int(steps))
-        st.session_state.setdefault("i_mine_results", {})[ss_key] = est
-    results = st.session_state.get("i_mine_results", {})
+        results[(run_id, factor, sigma, int(steps))] = est
     for (rid, f, s, n), est in results.items():
-        if rid == rec.run_id:
-            g = float(mi[names.index(f)]) if s == sigma else float(
-                common.mi_at(root, rec.run_id, s)[names.index(f)])
+        if rid == run_id:
+            g = float(common.mi_at(root, run_id, s)[names.index(f)])
             st.markdown(f"- `{f}` at σ = {sigma_label(s)}: MINE ({n} steps) **{est:.3f}** nats, "
                         f"Gaussian channel **{g:.3f}** nats")
 
-    st.subheader("Probes")
-    st.caption("A small classifier (3 layers of 32 units) per factor, trained on noisy "
-               "embeddings at σ = √τ; accuracy far above chance means the factor is readable.")
-    pr = common.probes(root, rec.run_id, ls)
+
+def probe_section(run_id: str) -> None:
     import plotly.graph_objects as go
 
-    acc = [pr[n]["accuracy"] for n in names]
-    chance = [pr[n]["chance"] for n in names]
-    labels = [f"{n} (inactive)" if n in inactive else n for n in names]
+    root = common.root()
+    rec = common.get_run(run_id)
+    sweep = common.noise_sweep(root, run_id)
+    names = list(sweep["factor_names"])
+    inactive = common.inactive_factors(rec.config)
+    ls = sweep.get("length_scale")
+    st.subheader("Probes")
+    st.caption("A small classifier (3 layers of 32 units) per factor, trained on noisy "
+               f"embeddings at σ = {sigma_label(ls) if ls else 'the default scale'}"
+               f"{' (√τ)' if ls else ''}; accuracy far above chance means the factor can be "
+               "read from the embedding.")
+    pr = common.probes(root, run_id, ls)
+    labels = [common.factor_tick(n, inactive) for n in names]
     fig = go.Figure([
-        go.Bar(x=labels, y=acc, name="probe accuracy",
+        go.Bar(x=labels, y=[pr[n]["accuracy"] for n in names], name="probe accuracy",
                marker_color=[INACTIVE_COLOUR if n in inactive else ACTIVE_COLOUR for n in names]),
-        go.Scatter(x=labels, y=chance, mode="markers", name="chance",
+        go.Scatter(x=labels, y=[pr[n]["chance"] for n in names], mode="markers", name="chance",
                    marker=dict(symbol="line-ew-open", size=28, color="black", line=dict(width=2))),
     ])
     fig.update_layout(yaxis=dict(range=[0, 1], title="test accuracy"), height=320,
                       margin=dict(l=10, r=10, t=20, b=10), legend=dict(orientation="h", y=-0.2))
     st.plotly_chart(fig, key="i_probes")
-
-    st.subheader("Across seeds")
-    group = same_but_seed(rec, runs)
-    if len(group) < 2:
-        st.caption("Only one finished seed of this configuration. Launch more seeds from the "
-                   "Train page (e.g. '0-4') to see how much the result varies.")
-        return
-    rows = []
-    for r in group:
-        vals = common.mi_at(root, r.run_id, sigma)
-        rows += [{"factor": n, "MI (nats)": float(v), "seed": r.config.train.seed}
-                 for n, v in zip(names, vals)]
-    import pandas as pd
-    import plotly.express as px
-
-    df = pd.DataFrame(rows)
-    fig = px.violin(df, x="factor", y="MI (nats)", points="all", hover_data=["seed"],
-                    title=f"MI at σ = {sigma_label(sigma)} over {len(group)} seeds")
-    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10))
-    st.plotly_chart(fig, key="i_violin")
 
 
 common.run_page(page)

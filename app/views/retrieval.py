@@ -104,7 +104,7 @@ def page() -> None:
     import plotly.graph_objects as go
 
     names = list(ds.factor_names)
-    labels = [f"{n} (inactive)" if n in inactive else n for n in names]
+    labels = [common.factor_tick(n, inactive) for n in names]
     fig = go.Figure([
         go.Bar(x=labels, y=[ag[n]["agreement"] for n in names], name="neighbour agreement",
                marker_color=["#c7c7c7" if n in inactive else "#1f77b4" for n in names]),

@@ -292,6 +292,7 @@ def latest_snapshot(rec) -> None:
 
 
 @st.fragment(run_every=2.0)
+@common.guard
 def live_panel(run_id: str) -> None:
     rec = common.get_run(run_id)
     if rec is not None and rec.status in ("queued", "interrupted"):
