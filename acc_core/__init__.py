@@ -1,6 +1,6 @@
 """acc-explorer core: data, affinity cycle consistency training, run store and analysis.
 
-The method: seed 000 (ACC) section 3; the supplement (ABC) seed 001. See DESIGN.md.
+The method: the ACC paper (ACC) section 3; the supplement (ABC) the ABC supplement. See DESIGN.md.
 """
 
 __version__ = "0.1.0"

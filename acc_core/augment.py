@@ -1,6 +1,6 @@
-"""Batched image augmentations for double augmentation (seed 000 section 3).
+"""Batched image augmentations for double augmentation (the ACC paper section 3).
 
-Seed 000 Figure 3c (bottom) augments the overall hue of every image twice; seed 001 S5
+The ACC paper Figure 3c (bottom) augments the overall hue of every image twice; the ABC supplement S5
 lists the pose-estimation augmentations (translated crops, brightness, per-pixel Gaussian
 and salt-and-pepper noise, an added scaled Sobel-filtered image, hue) and S8.4 random
 shifts of contrast followed by a random crop.
@@ -68,7 +68,7 @@ def hue_shift(images: torch.Tensor, generator: Generator, max_shift: float = 0.5
     """Rotate every image's hue by one random amount in [-max_shift, max_shift) turns.
 
     The default 0.5 is any rotation of the colour wheel, which removes all hue information
-    (the contrastive baseline of seed 000 Fig. 3c). Saturation and value are kept exactly.
+    (the contrastive baseline of the ACC paper Fig. 3c). Saturation and value are kept exactly.
     One-channel images have no hue and come back unchanged.
     """
     if images.shape[1] != 3:
@@ -95,7 +95,7 @@ def crop(images: torch.Tensor, generator: Generator, min_scale: float = 0.8) -> 
     """Random square crop of side s ∈ [min_scale, 1] of the image at a random place, resized back.
 
     Done for the whole batch at once with an affine sampling grid (bilinear); the crop box
-    always lies inside the image, so no border is invented. Seed 001 S5 / Fig. S4 translate
+    always lies inside the image, so no border is invented. The ABC supplement S5 / Fig. S4 translate
     the box by up to 0.1 of its size: min_scale = 0.8 allows that shift at every scale.
     """
     bsz = images.shape[0]
@@ -138,7 +138,7 @@ def sobel_magnitude(images: torch.Tensor) -> torch.Tensor:
 
 
 def sobel_edges(images: torch.Tensor, generator: Generator, max_scale: float = 0.5) -> torch.Tensor:
-    """Seed 001 S5: add a scaled Sobel-filtered version of the image, scale ∈ [0, max_scale)."""
+    """The ABC supplement S5: add a scaled Sobel-filtered version of the image, scale ∈ [0, max_scale)."""
     scale = _uniform((images.shape[0], 1, 1, 1), 0.0, max_scale, generator, images)  # (B, 1, 1, 1)
     return (images + scale * sobel_magnitude(images)).clamp(0, 1)
 

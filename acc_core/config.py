@@ -2,7 +2,7 @@
 
 The same config is the same run: `run_id(config)` hashes the canonical JSON (sorted keys,
 no whitespace), so submitting it again is a cache hit, never a second training.
-Presets follow seed 001 S8.1 (Shapes3D) and S8.2 (MNIST).
+Presets follow the ABC supplement S8.1 (Shapes3D) and S8.2 (MNIST).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class DataConfig:
     # Side of the square images the encoder sees; None keeps the source's own size.
     # (The procedural renderer draws natively at this size, others are area-resized.)
     image_size: int | None = None
-    # Label values never seen in training (seed 000 section 4.2 holds out the digit 9).
+    # Label values never seen in training (the ACC paper section 4.2 holds out the digit 9).
     held_out: dict = field(default_factory=dict)  # factor name -> tuple of value indices
 
 
@@ -39,21 +39,21 @@ class SetSpec:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    encoder: str = "shapes3d"  # registry name in acc_core.models (seed 001 Tables S3/S4/S6)
+    encoder: str = "shapes3d"  # registry name in acc_core.models (the ABC supplement Tables S3/S4/S6)
     embedding_dim: int = 64  # Table S3 uses 64; 2 for the histogram MI of appendix B
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     method: str = "acc"  # "acc", or "hue_infonce": the contrastive baseline of Fig. 3c bottom
-    similarity: str = "l2sq"  # seed 001 S8.1
+    similarity: str = "l2sq"  # the ABC supplement S8.1
     temperature: float = 1.0  # sqrt(tau) is the length scale for l2sq
-    set_size: int = 32  # seed 001 S8.1
+    set_size: int = 32  # the ABC supplement S8.1
     pairs_per_step: int = 1  # sets pairs per optimiser step (S8.3 uses 4)
-    lr: float = 3e-5  # seed 001 S8.1; Adam(0.9, 0.999) as in S8
+    lr: float = 3e-5  # the ABC supplement S8.1; Adam(0.9, 0.999) as in S8
     steps: int = 2000
     augmentations: tuple[str, ...] = ()  # applied to every image before embedding
-    double_augmentation: bool = False  # seed 000 section 3: cycle from one view back to another
+    double_augmentation: bool = False  # the ACC paper section 3: cycle from one view back to another
     seed: int = 0
     checkpoint_every: int = 100
     snapshot_every: int = 100  # embeddings of the probe subset, to watch training
@@ -157,7 +157,7 @@ def preset(name: str, source: str = "shapes3d-procedural") -> RunConfig:
 
 def _paper(source: str) -> RunConfig:
     if source.startswith("shapes3d"):
-        # seed 001 S8.1: Table S3, 2000 steps, lr 3e-5, set size 32, l2sq, tau = 1, 64-D.
+        # the ABC supplement S8.1: Table S3, 2000 steps, lr 3e-5, set size 32, l2sq, tau = 1, 64-D.
         return RunConfig(
             data=DataConfig(source=source),
             set_a=SetSpec(inactive=("wall_hue",)),
@@ -165,7 +165,7 @@ def _paper(source: str) -> RunConfig:
             model=ModelConfig(encoder="shapes3d", embedding_dim=64),
             train=TrainConfig(lr=3e-5, steps=2000, set_size=32),
         )
-    # seed 001 S8.2: Table S4, 500 steps, lr 1e-4, set size 64, l2sq, tau = 1, 8-D, 9 held out.
+    # the ABC supplement S8.2: Table S4, 500 steps, lr 1e-4, set size 64, l2sq, tau = 1, 8-D, 9 held out.
     return RunConfig(
         data=DataConfig(source=source, held_out={"digit": (9,)}),
         set_a=SetSpec(inactive=("digit",)),

@@ -3,8 +3,8 @@
 Glue between the run store and the pure functions of `acc_core.analysis`: embeddings come
 from the run's snapshots (the fixed probe subset, at step 0 = untrained network and every
 `snapshot_every` steps), and every result is cached in `<run dir>/eval/` keyed by step and
-parameters, so the app and `acc eval` compute each thing once. Seed 000 section 4 and
-appendices B-D; seed 001 S1-S2.
+parameters, so the app and `acc eval` compute each thing once. The ACC paper section 4 and
+appendices B-D; the ABC supplement S1-S2.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def projection(run, step="final", method="pca", n_components=2) -> dict:
 
 
 def noise_sweep(run, step="final", sigmas=None) -> dict:
-    """I(U + N(0, s^2 I); G) for every factor over a sweep of s (seed 001 Figures S1, S3)."""
+    """I(U + N(0, s^2 I); G) for every factor over a sweep of s (the ABC supplement Figures S1, S3)."""
     from acc_core.analysis import mi
 
     d, cfg = _run(run)

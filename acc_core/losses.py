@@ -1,6 +1,6 @@
 """Affinity cycle consistency and its contrastive baseline: pure functions of tensors.
 
-Seed 000 section 3 (Definitions 1 and 2, the cycle-back classification, double
+The ACC paper section 3 (Definitions 1 and 2, the cycle-back classification, double
 augmentation) and the hue double-augmentation contrastive baseline of Figure 3c (bottom).
 
 Embeddings of set A are `a` (N, E) and of set B are `b` (M, E); N and M may differ.
@@ -62,7 +62,7 @@ def similarity_matrix(x: torch.Tensor, y: torch.Tensor, similarity: str = "l2sq"
 def soft_nearest_neighbour(
     a: torch.Tensor, b: torch.Tensor, *, similarity: str = "l2sq", temperature: float = 1.0
 ) -> torch.Tensor:
-    """Seed 000 Definition 2: ã_i = Σ_j softmax_j(sim(a_i, b_j)/τ) b_j; (N, E), (M, E) -> (N, E)."""
+    """The ACC paper Definition 2: ã_i = Σ_j softmax_j(sim(a_i, b_j)/τ) b_j; (N, E), (M, E) -> (N, E)."""
     _check_temperature(temperature)
     alpha = torch.softmax(similarity_matrix(a, b, similarity) / temperature, dim=1)  # (N, M)
     return alpha @ b  # (N, E)
@@ -97,7 +97,7 @@ def acc_loss(
 ) -> torch.Tensor:
     """One direction of the ACC loss, A -> B -> A, mean over A; scalar tensor.
 
-    With double augmentation (seed 000 section 3) `a` embeds one augmentation of each image
+    With double augmentation (the ACC paper section 3) `a` embeds one augmentation of each image
     and `a_target` (N, E) another augmentation of the same images: the cycle starts from
     the first and must come back to the second.
     """
@@ -133,7 +133,7 @@ def cycle_accuracy(
     """Fraction of i whose cycle A -> B -> A returns to i; 0-dim float tensor in [0, 1].
 
     `soft=True` follows the trained cycle (soft nearest neighbour, then argmax of the
-    logits); `soft=False` is seed 000 Definition 1 (hard nearest neighbours both ways).
+    logits); `soft=False` is the ACC paper Definition 1 (hard nearest neighbours both ways).
     """
     if soft:
         logits = cycle_logits(a, b, similarity=similarity, temperature=temperature, a_target=a_target)
@@ -151,7 +151,7 @@ def info_nce(
     """Symmetric InfoNCE between two views of the same N images; scalar tensor.
 
     Row i of `z1` (N, E) and row i of `z2` (N, E) are a positive pair (two hue
-    augmentations in seed 000 Figure 3c, bottom); every other row of the other view is a
+    augmentations in the ACC paper Figure 3c, bottom); every other row of the other view is a
     negative. Mean of the z1 -> z2 and z2 -> z1 cross-entropies.
     """
     _check_temperature(temperature)

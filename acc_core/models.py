@@ -1,4 +1,4 @@
-"""Encoders of the papers' tables, in a plain registry (seed 001 section S8).
+"""Encoders of the papers' tables, in a plain registry (the ABC supplement section S8).
 
 - "shapes3d": Table S3 (S8.1), input 64x64x3; any square size works (e.g. the 32x32
   quick preset), the flatten size follows from `image_size`.

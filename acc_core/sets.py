@@ -1,9 +1,9 @@
-"""Set curation: the weak set supervision of ACC (seed 000 section 3 and Figure 2, seed 001 S8.1).
+"""Set curation: the weak set supervision of ACC (the ACC paper section 3 and Figure 2, the ABC supplement S8.1).
 
 A set holds its *inactive* factors at one randomly drawn value and lets the *active*
 factors vary: "for each training step we randomly sample from among its possible values
 and hold it fixed across a set of inputs, while sampling uniformly across the remaining
-factors to generate a set of size 32" (seed 000 section 4.1). Set B may be unconstrained
+factors to generate a set of size 32" (the ACC paper section 4.1). Set B may be unconstrained
 (no inactive factor). A and B get independent samplers and draw independently.
 
 Within a set the active combinations are drawn WITHOUT replacement: two copies of one image
@@ -15,7 +15,7 @@ images of that group):
   strides, O(set size) per set; the 480,000-image dataset is never filtered;
 - labelled datasets (MNIST, digits): the images of each group are indexed once, e.g. one
   array per digit; an unconstrained set draws from all images not held out.
-Held-out values (seed 000 section 4.2 holds out the digit 9) are never drawn.
+Held-out values (the ACC paper section 4.2 holds out the digit 9) are never drawn.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _check_inactive(dataset: FactorDataset, inactive) -> tuple[str, ...]:
     if len(set(inactive)) != len(inactive):
         raise ValueError(f"a factor is listed twice among the inactive factors {tuple(inactive)}")
     # On a grid the factors determine the image; labelled images also differ in unlabelled
-    # style, which is what a set of one digit isolates (seed 000 section 4.2).
+    # style, which is what a set of one digit isolates (the ACC paper section 4.2).
     if dataset.is_grid and len(inactive) == dataset.num_factors:
         raise ValueError(
             f"nothing would vary within a set: every factor of {dataset.name!r} "

@@ -2,7 +2,7 @@
 
 The same config is the same run (DESIGN.md, "Contracts"): the run id hashes the canonical
 config JSON, so `submit` is INSERT OR IGNORE and submitting again is a cache hit, never a
-second training of the model of seed 000 section 3.
+second training of the model of the ACC paper section 3.
 
     queued -> running -> done | failed | cancelled
               running -> interrupted (its worker died or was stopped) -> running (resumed)

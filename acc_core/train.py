@@ -1,8 +1,8 @@
-"""One training loop for affinity cycle consistency (seed 000 section 3; seed 001 S8).
+"""One training loop for affinity cycle consistency (the ACC paper section 3; the ABC supplement S8).
 
 Each step draws `pairs_per_step` pairs of sets (A, B) with the weak supervision of their
 set specifications, embeds them with one network and minimises the ACC loss in both
-directions (A -> B -> A and B -> A -> B). The contrastive baseline of seed 000 Figure 3c
+directions (A -> B -> A and B -> A -> B). The contrastive baseline of the ACC paper Figure 3c
 (bottom) shares the loop: InfoNCE between two hue augmentations of the same images.
 
 Reproducible by construction: the randomness of step `t` comes from generators seeded with

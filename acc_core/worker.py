@@ -7,7 +7,7 @@ the device's lock. A worker
 - holds an exclusive flock on root/worker-<device>.lock for its life: one worker per device.
   The OS drops the lock when the process dies, however it dies;
 - reaps runs whose worker died (they become `interrupted`) and resumes those first;
-- trains each run with `acc_core.train.train` (seed 000 section 3); a side thread writes the
+- trains each run with `acc_core.train.train` (the ACC paper section 3); a side thread writes the
   heartbeat and progress about once a second, so a long snapshot never looks like a death, and
   reads cancel requests, which stop training at the next step;
 - on SIGTERM or SIGINT lets the current step finish, marks the run interrupted and exits.

@@ -1,6 +1,6 @@
 """Procedural Shapes3D rendering throughput (acc_core.data.shapes3d_render).
 
-Training draws random batches of images every step (seed 000 section 4.1), so rendering
+Training draws random batches of images every step (the ACC paper section 4.1), so rendering
 must never be the bottleneck: target >= 5,000 images/s at 64x64 on 2 CPU threads. The
 renderer casts rays once per size into cached layers (timed separately as `layer_build_s`)
 and composites batches from them. The baseline, measured in the same run, is the same

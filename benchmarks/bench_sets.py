@@ -1,6 +1,6 @@
 """Set sampling throughput: index arithmetic (acc_core.sets.SetSampler) vs filtering.
 
-Seed 000 section 4.1 draws, every training step, sets of 32 Shapes3D images with some
+The ACC paper section 4.1 draws, every training step, sets of 32 Shapes3D images with some
 factors held fixed. The baseline is the original code's approach, measured in the same run:
 draw the inactive values, filter all 480,000 label rows with a boolean mask, choose 32.
 The grid here has Shapes3D's factor sizes but no images (sampling never touches pixels).
@@ -19,7 +19,7 @@ import numpy as np
 from acc_core.data.base import FactorDataset
 from acc_core.sets import SetSampler, filtering_baseline_sample
 
-SET_SIZE = 32  # seed 001 S8.1
+SET_SIZE = 32  # the ABC supplement S8.1
 SCENARIOS = {
     "wall_hue inactive": ("wall_hue",),
     "all hues inactive": ("floor_hue", "wall_hue", "object_hue"),

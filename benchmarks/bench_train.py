@@ -1,6 +1,6 @@
 """Training throughput on this machine, against a naive reference loop in the same run.
 
-Prints JSON. For the Shapes3D and MNIST paper configs (seed 001 S8.1, S8.2):
+Prints JSON. For the Shapes3D and MNIST paper configs (the ABC supplement S8.1, S8.2):
 - steps/s of `acc_core.train.train` (index-arithmetic set sampling, one batched forward for
   all sets of a step, log-softmax loss);
 - steps/s of a naive loop: per step, each set is curated by filtering the whole label array

@@ -1,4 +1,4 @@
-"""ACC loss, InfoNCE and cycle accuracy against brute-force references (seed 000 section 3)."""
+"""ACC loss, InfoNCE and cycle accuracy against brute-force references (the ACC paper section 3)."""
 
 import math
 

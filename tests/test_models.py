@@ -1,4 +1,4 @@
-"""Encoders of seed 001 Tables S3, S4, S6: parametrized over the registry."""
+"""Encoders of the ABC supplement Tables S3, S4, S6: parametrized over the registry."""
 
 import pytest
 import torch

@@ -26,7 +26,8 @@ SIMILARITIES = ("l2sq", "l2", "cosine")
 def _cell_losses(n: int, d: int, temperatures: np.ndarray, *, n_trials: int, similarity: str,
                  scale: float, seed: int, batch_elements: int) -> np.ndarray:
     """Mean loss over n_trials draws for each temperature (same draws for all): (len(temperatures),)."""
-    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, n, d]).generate_state(1)[0]))
+    cell_seed = int(np.random.SeedSequence([seed, n, d]).generate_state(1)[0])
+    gen = torch.Generator().manual_seed(cell_seed)
     per_batch = max(1, batch_elements // (n * n * d))  # the similarity step holds (T, n, n, d)
     totals = np.zeros(len(temperatures))
     for start in range(0, n_trials, per_batch):
@@ -34,8 +35,8 @@ def _cell_losses(n: int, d: int, temperatures: np.ndarray, *, n_trials: int, sim
         a = torch.rand(t, n, d, generator=gen) * scale  # (T, n, d) set A
         b = torch.rand(t, n, d, generator=gen) * scale  # (T, n, d) set B
         for j, tau in enumerate(temperatures):
-            loss = torch.vmap(lambda x, y: acc_loss(x, y, similarity=similarity, temperature=float(tau)))(a, b)
-            totals[j] += float(loss.sum())  # (T,) per-draw losses
+            one_draw = lambda x, y: acc_loss(x, y, similarity=similarity, temperature=float(tau))  # noqa: E731
+            totals[j] += float(torch.vmap(one_draw)(a, b).sum())  # vmap: (T,) per-draw losses
     return totals / n_trials
 
 
@@ -78,7 +79,9 @@ def random_loss_curve(
     sizes = [int(n) for n in np.atleast_1d(set_sizes)]
     dlist = [int(d) for d in np.atleast_1d(dims)]
     if not sizes or not dlist or min(sizes) < 1 or min(dlist) < 1:
-        raise ValueError("set_sizes and dims must be non-empty lists of integers >= 1, e.g. [2, 4, 8] and [1, 2, 3].")
+        raise ValueError(
+            "set_sizes and dims must be non-empty lists of integers >= 1, e.g. [2, 4, 8] and [1, 2, 3]."
+        )
     if similarity not in SIMILARITIES:
         raise ValueError(f"unknown similarity {similarity!r}; valid names: {', '.join(SIMILARITIES)}")
     if n_trials < 1 or not scale >= 0:

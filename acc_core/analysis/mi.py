@@ -139,10 +139,11 @@ def gaussian_channel_mi_multi(
     centres = torch.cat([torch.randperm(n, generator=gen) for _ in range(reps)])[:n_samples]  # (S,)
     eps = torch.randn(n_samples, u_t.shape[1], generator=gen, dtype=torch.float64)  # (S, D)
     sq = (u_t * u_t).sum(1)  # (N,)
-    # e_n = ‖ε‖²/2 − ‖t − u_n‖²/(2σ²) <= ‖ε‖²/2, and the sample's own centre has e = 0. Shifting
-    # row s by c_s = max(0, ‖ε_s‖²/2 − 40) keeps every weight <= e^40 (no overflow) and the
-    # own-class sum >= e^-c_s (no underflow), without a per-σ row max. float32 suffices
-    # while c_s <= 40 (‖ε‖² <= 160: every row for D = 64); chunks with wider rows use float64.
+    # e_n = ‖ε‖²/2 − ‖t − u_n‖²/(2σ²) <= ‖ε‖²/2, and the sample's own centre has e = 0.
+    # Shifting row s by c_s = max(0, ‖ε_s‖²/2 − 40) keeps every weight <= e^40 (no
+    # overflow) and the own-class sum >= e^-c_s (no underflow), without a per-σ row max.
+    # float32 suffices while c_s <= 40 (‖ε‖² <= 160: every row for D = 64); chunks with
+    # wider rows use float64.
     shift = (0.5 * (eps * eps).sum(1) - 40.0).clamp_min(0.0)  # (S,)
     order = shift.argsort()  # rows needing a shift (or float64) end up in the same chunks
     centres, eps, shift = centres[order], eps[order], shift[order]
@@ -152,38 +153,40 @@ def gaussian_channel_mi_multi(
     r_sum = np.zeros((f.shape[1], len(s)))  # Σ_s r_s, r = log(own-class sum / total)
     ry_sum = np.zeros((f.shape[1], len(s)))  # Σ_s r_s y_s, for the control variate below
     rows_per_chunk = max(1, chunk_elements // n)
-    for start in range(0, n_samples, rows_per_chunk):
-        idx = centres[start : start + rows_per_chunk]  # (R,)
-        e, uc = eps[start : start + len(idx)], u_t[idx]  # (R, D), (R, D)
-        d = (sq[idx, None] + sq[None, :] - 2.0 * (uc @ u_t.T)).clamp_min_(0.0)  # (R, N)
-        p = (e * uc).sum(1, keepdim=True) - e @ u_t.T  # (R, N)
-        r = torch.arange(len(idx))
-        d[r, idx] = 0.0  # exact zeros for the sample's own centre
-        p[r, idx] = 0.0
-        c = shift[start : start + len(idx), None]  # (R, 1)
-        dtype = torch.float64 if c.max() > 40.0 else torch.float32
-        dw, pw, cw, oh = d.to(dtype), p.to(dtype), c.to(dtype), onehot_by_dtype[dtype]
-        # Exponents are floored just above the subnormal range (e^-80 in float32): exp is
-        # ~10x slower on arguments whose result underflows, and the floor adds at most
-        # e^-80 per point to sums that are >= e^-40 (the own centre): relative error < N e^-40.
-        floor = -80.0 if dtype == torch.float32 else -700.0
-        own_cols = cols_t[idx]  # (R, K)
-        for j, sigma in enumerate(s):
-            w = torch.mul(dw, -0.5 / sigma**2).add_(pw, alpha=-1.0 / sigma)  # (R, N) e_n
-            if c.any():
-                w.sub_(cw)
-            w.clamp_min_(floor).exp_()
-            sums = (oh @ w.T).T  # (R, C+1) class-conditional sums and the total
-            own = sums.gather(1, own_cols).double()  # (R, K)
-            ratio = own.log() - sums[:, c_tot : c_tot + 1].double().log()  # (R, K)
-            # Only for float64 rows with c_s > ~650 (D in the thousands) can the own-class sum
-            # underflow; recompute those (row, factor) pairs exactly with log-sum-exp.
-            for row, k in (own < 1e-280).nonzero().tolist():
-                ev = -d[row] / (2 * sigma**2) - p[row] / sigma  # (N,) float64
-                mask = cols_t[:, k] == own_cols[row, k]
-                ratio[row, k] = torch.logsumexp(ev[mask], 0) - torch.logsumexp(ev, 0)
-            r_sum[:, j] += ratio.sum(0).numpy()
-            ry_sum[:, j] += (ratio.numpy() * y[start : start + len(idx)]).sum(0)
+    # Small problems run on one thread: their ops are too short to amortise thread barriers.
+    with single_thread() if n_samples * n < (1 << 21) else contextlib.nullcontext():
+        for start in range(0, n_samples, rows_per_chunk):
+            idx = centres[start : start + rows_per_chunk]  # (R,)
+            e, uc = eps[start : start + len(idx)], u_t[idx]  # (R, D), (R, D)
+            d = (sq[idx, None] + sq[None, :] - 2.0 * (uc @ u_t.T)).clamp_min_(0.0)  # (R, N)
+            p = (e * uc).sum(1, keepdim=True) - e @ u_t.T  # (R, N)
+            r = torch.arange(len(idx))
+            d[r, idx] = 0.0  # exact zeros for the sample's own centre
+            p[r, idx] = 0.0
+            c = shift[start : start + len(idx), None]  # (R, 1)
+            dtype = torch.float64 if c.max() > 40.0 else torch.float32
+            dw, pw, cw, oh = d.to(dtype), p.to(dtype), c.to(dtype), onehot_by_dtype[dtype]
+            # Exponents are floored just above the subnormal range (e^-80 in float32): exp is
+            # ~10x slower on arguments whose result underflows, and the floor adds at most
+            # e^-80 per point to sums that are >= e^-40 (the own centre): relative error < N e^-40.
+            floor = -80.0 if dtype == torch.float32 else -700.0
+            own_cols = cols_t[idx]  # (R, K)
+            for j, sigma in enumerate(s):
+                w = torch.mul(dw, -0.5 / sigma**2).add_(pw, alpha=-1.0 / sigma)  # (R, N) e_n
+                if c.any():
+                    w.sub_(cw)
+                w.clamp_min_(floor).exp_()
+                sums = (oh @ w.T).T  # (R, C+1) class-conditional sums and the total
+                own = sums.gather(1, own_cols).double()  # (R, K)
+                ratio = own.log() - sums[:, c_tot : c_tot + 1].double().log()  # (R, K)
+                # Only for float64 rows with c_s > ~650 (D in the thousands) can the own-class sum
+                # underflow; recompute those (row, factor) pairs exactly with log-sum-exp.
+                for row, k in (own < 1e-280).nonzero().tolist():
+                    ev = -d[row] / (2 * sigma**2) - p[row] / sigma  # (N,) float64
+                    mask = cols_t[:, k] == own_cols[row, k]
+                    ratio[row, k] = torch.logsumexp(ev[mask], 0) - torch.logsumexp(ev, 0)
+                r_sum[:, j] += ratio.sum(0).numpy()
+                ry_sum[:, j] += (ratio.numpy() * y[start : start + len(idx)]).sum(0)
     # Plain Monte Carlo is mean(x), x = r + y. E[y] = H(G) is known exactly, so y is a
     # control variate: I = mean(x) + λ (H(G) − mean(y)), λ = cov(x, y) / var(y) estimated
     # from the same samples. At small σ x = y (λ = 1, I = H(G) exactly); at large σ x -> 0
@@ -301,7 +304,10 @@ def histogram_mi(u2d, g, *, bins: int | None = None) -> float:
     cell = np.zeros(len(x), dtype=np.int64)
     for a in range(2):  # equal-width bins over each axis's range, shared by all conditionals
         lo, hi = x[:, a].min(), x[:, a].max()
-        b = np.zeros(len(x), np.int64) if hi <= lo else np.minimum(((x[:, a] - lo) / (hi - lo) * nb).astype(np.int64), nb - 1)
+        if hi <= lo:
+            b = np.zeros(len(x), np.int64)
+        else:
+            b = np.minimum(((x[:, a] - lo) / (hi - lo) * nb).astype(np.int64), nb - 1)  # (N,)
         cell = cell * nb + b
     h_u = entropy(cell)
     h_u_given_g = 0.0

@@ -52,7 +52,9 @@ def pca(u, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
     return coords, ratio
 
 
-def umap(u, n_components: int = 2, *, seed: int | None = 0, n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
+def umap(
+    u, n_components: int = 2, *, seed: int | None = 0, n_neighbors: int = 15, min_dist: float = 0.1
+) -> np.ndarray:
     """UMAP embedding float32 (N, n_components) with umap-learn; deterministic for a seed.
 
     A fixed seed (umap-learn's `random_state`) makes the fit single-threaded but

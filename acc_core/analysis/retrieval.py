@@ -19,7 +19,9 @@ from acc_core.analysis.mi import as_embeddings, as_factors, as_labels
 SIMILARITIES = ("l2sq", "l2", "cosine")
 
 
-def _similarity_block(q: torch.Tensor, keys: torch.Tensor, key_sq: torch.Tensor, similarity: str) -> torch.Tensor:
+def _similarity_block(
+    q: torch.Tensor, keys: torch.Tensor, key_sq: torch.Tensor, similarity: str
+) -> torch.Tensor:
     """(B, E) queries vs (N, E) keys -> similarities (B, N)."""
     if similarity == "cosine":
         return q @ keys.T  # both rows already unit length
@@ -38,29 +40,31 @@ def knn(queries, keys, k: int, *, similarity: str = "l2sq", chunk: int = 4096, e
     if similarity not in SIMILARITIES:
         raise ValueError(f"unknown similarity {similarity!r}; valid names: {', '.join(SIMILARITIES)}")
     dtype = torch.float64 if np.asarray(keys).dtype == np.float64 else torch.float32
-    q = torch.from_numpy(as_embeddings(queries)).to(dtype)  # (Q, E)
-    kt = torch.from_numpy(as_embeddings(keys)).to(dtype)  # (N, E)
-    if q.shape[1] != kt.shape[1]:
-        raise ValueError(f"queries have {q.shape[1]} dimensions but keys have {kt.shape[1]}; embed both with the same run.")
+    qn, kn = as_embeddings(queries), as_embeddings(keys)  # (Q, E), (N, E) float64
+    if qn.shape[1] != kn.shape[1]:
+        raise ValueError(
+            f"queries have {qn.shape[1]} dimensions but keys have {kn.shape[1]}; embed both with the same run."
+        )
     if isinstance(exclude_self, (bool, np.bool_)):
-        own = torch.arange(len(q)) if exclude_self else None
-        if exclude_self and len(q) != len(kt):
+        own = torch.arange(len(qn)) if exclude_self else None
+        if exclude_self and len(qn) != len(kn):
             raise ValueError("exclude_self=True needs the queries to be the keys (same length); pass each query's key index instead.")
     else:
         own = torch.from_numpy(np.asarray(exclude_self, dtype=np.int64).reshape(-1))
-        if len(own) != len(q):
-            raise ValueError(f"exclude_self has {len(own)} indices for {len(q)} queries; pass one key index per query.")
-    avail = len(kt) - (own is not None)
+        if len(own) != len(qn):
+            raise ValueError(f"exclude_self has {len(own)} indices for {len(qn)} queries; pass one key index per query.")
+    avail = len(kn) - (own is not None)
     if not 1 <= k <= avail:
         raise ValueError(f"k must be between 1 and {avail} (the number of candidate keys), got {k}.")
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}.")
-    if similarity == "cosine":
-        q = torch.nn.functional.normalize(q, dim=1, eps=1e-12)
-        kt = torch.nn.functional.normalize(kt, dim=1, eps=1e-12)
+    if similarity == "cosine":  # unit rows (a zero vector stays zero), in float64 before the cast
+        qn = qn / np.maximum(np.linalg.norm(qn, axis=1, keepdims=True), 1e-12)
+        kn = kn / np.maximum(np.linalg.norm(kn, axis=1, keepdims=True), 1e-12)
     else:  # distances are translation invariant; centring keeps ‖q‖²+‖k‖²−2q·k precise
-        centre = kt.mean(0)
-        q, kt = q - centre, kt - centre
+        centre = kn.mean(0)
+        qn, kn = qn - centre, kn - centre
+    q, kt = torch.from_numpy(qn).to(dtype), torch.from_numpy(kn).to(dtype)  # (Q, E), (N, E)
     key_sq = (kt * kt).sum(1)  # (N,)
     out_idx = torch.empty(len(q), k, dtype=torch.int64)
     out_score = torch.empty(len(q), k, dtype=dtype)
@@ -107,7 +111,9 @@ def factor_agreement(
     return out
 
 
-def class_retrieval_grid(u, labels, queries_per_class: int = 1, seed: int = 0, *, similarity: str = "l2sq") -> np.ndarray:
+def class_retrieval_grid(
+    u, labels, queries_per_class: int = 1, seed: int = 0, *, similarity: str = "l2sq"
+) -> np.ndarray:
     """Seed 000 Figure 4 (right): for a query of each class, its nearest image of every class.
 
     Classes are the sorted distinct labels c_0 < c_1 < ...; queries are drawn at random
@@ -125,7 +131,9 @@ def class_retrieval_grid(u, labels, queries_per_class: int = 1, seed: int = 0, *
     if counts.min() < queries_per_class:
         raise ValueError(f"class {classes[counts.argmin()]} has only {counts.min()} images for {queries_per_class} queries per class; ask for fewer.")
     rng = np.random.default_rng(seed)
-    queries = np.concatenate([rng.choice(np.flatnonzero(y == c), queries_per_class, replace=False) for c in classes])
+    queries = np.concatenate(
+        [rng.choice(np.flatnonzero(y == c), queries_per_class, replace=False) for c in classes]
+    )  # (C * q,) class-major
     grid = np.empty((len(queries), len(classes)), dtype=np.int64)
     for j, c in enumerate(classes):
         members = np.flatnonzero(y == c)  # (n_c,)

@@ -1,9 +1,9 @@
-"""scikit-learn's bundled handwritten digits as a labelled factor dataset (seed 000 section 4.2).
+"""scikit-learn's bundled handwritten digits as a labelled factor dataset (the ACC paper section 4.2).
 
 The offline default for digit style isolation: 1,797 images of 8x8 pixels with values
 0..16 (the UCI optical digits, shipped inside scikit-learn, so no download). They are
 brought to MNIST's framing, a digit in a 20x20 box centred in 28x28 with a 4-pixel black
-margin (bicubic upsampling, rescaled to 0..255 uint8), so the MNIST encoder of seed 001
+margin (bicubic upsampling, rescaled to 0..255 uint8), so the MNIST encoder of the ABC supplement
 Table S4 sees them as it sees MNIST. One factor, `digit`, is held fixed within a set to
 isolate style (stroke width, slant) as the paper does with MNIST.
 """
@@ -14,7 +14,7 @@ import numpy as np
 
 from acc_core.data.base import FactorDataset
 
-DIGIT_SIZE = 28  # MNIST's side, the input of seed 001 Table S4
+DIGIT_SIZE = 28  # MNIST's side, the input of the ABC supplement Table S4
 DIGIT_BOX = 20  # MNIST size-normalises each digit into a 20x20 box centred in 28x28
 
 

@@ -1,6 +1,6 @@
 """MNIST (LeCun & Cortes 1998) from its original IDX files, for digit style isolation.
 
-Seed 000 section 4.2 / seed 001 S8.2: sets of 64 images of one digit (the inactive factor)
+The ACC paper section 4.2 / the ABC supplement S8.2: sets of 64 images of one digit (the inactive factor)
 are embedded by the network of Table S4, with the digit 9 held out. The four .gz files
 (manifest `data_manifests/mnist.json`: names, mirrors, sizes, md5) are read from a data
 directory, or fetched by `download_mnist` with a progress bar, a short timeout and an md5

@@ -1,6 +1,6 @@
 """The real Shapes3D file (`3dshapes.h5`, Burgess & Kim 2018) as a grid factor dataset.
 
-Seed 000 section 4.1 trains on every combination of six factors: floor_hue, wall_hue,
+The ACC paper section 4.1 trains on every combination of six factors: floor_hue, wall_hue,
 object_hue (10 values each), scale (8), shape (4), orientation (15); 480,000 images of
 64x64x3, index = sum_i f_i * prod_{j>i} n_j (orientation fastest), the same layout as the
 procedural source. The h5 stores the images gzip-compressed in chunks, too slow for random

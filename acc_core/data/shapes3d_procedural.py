@@ -1,6 +1,6 @@
 """The `shapes3d-procedural` data source: Shapes3D re-rendered, no download needed.
 
-Seed 000 section 4.1 uses Shapes3D (Burgess & Kim 2018). This source has the real file's
+The ACC paper section 4.1 uses Shapes3D (Burgess & Kim 2018). This source has the real file's
 six factors, sizes, values and index layout (orientation fastest) and draws images on the
 fly with `acc_core.data.shapes3d_render`, deterministically. `materialise` can write all
 480,000 images into an on-disk uint8 cache that later loads memory-map instead.

@@ -1,10 +1,10 @@
 """Ray casting the Shapes3D scene in torch: `render(factors, size) -> uint8 images`.
 
-Seed 000 section 4.1 evaluates ACC on Shapes3D (Burgess & Kim 2018): an object in a square
+The ACC paper section 4.1 evaluates ACC on Shapes3D (Burgess & Kim 2018): an object in a square
 room under six factors (floor, wall and object hue, scale, shape, orientation). This module
 draws that scene with a look-at camera swinging in azimuth around the object, analytic
 floor, walls and shapes, Lambert shading and a soft shadow. The scene constants were
-fitted to the reference images in shared/reference/shapes3d (room corners, floor line,
+fitted to images of the real dataset (room corners, floor line,
 object sizes, shadow masks, wall and floor shading).
 
 The scene factorises: the room depends only on the orientation, the object only on
