@@ -29,6 +29,7 @@ STATUS_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/di
                 "interrupted": ":material/pause_circle:", "cancelled": ":material/cancel:"}
 LIVE = ("queued", "running", "interrupted")  # a worker will still move these forward
 CATEGORICAL = ("shape", "digit")  # factors whose values have no order
+GRID_POINTS = 500  # points per small-multiple panel: more only slows the browser down
 
 
 # ----- pages --------------------------------------------------------------------------------
@@ -185,7 +186,7 @@ def value_labels(ds, k: int, values: np.ndarray) -> np.ndarray:
 
 
 # ----- cached analyses (all keyed by store root + run id) -----------------------------------------
-def _rec(root_: str, run_id: str):
+def record(root_: str, run_id: str):
     rec = _store(root_).get(run_id)
     if rec is None:
         raise ValueError(f"run {run_id} is not in the store at {root_}; pick another run")
@@ -195,47 +196,47 @@ def _rec(root_: str, run_id: str):
 @st.cache_data(show_spinner=False, max_entries=32)
 def snapshot_steps(root_: str, run_id: str, version: int) -> list[int]:
     """`version` (the run's step) makes a growing run list its new snapshots."""
-    return evaluate.snapshot_steps(_rec(root_, run_id))
+    return evaluate.snapshot_steps(record(root_, run_id))
 
 
 @st.cache_data(show_spinner="Projecting embeddings…", max_entries=128)
 def projection(root_: str, run_id: str, step, method: str = "pca") -> dict:
-    return evaluate.projection(_rec(root_, run_id), step, method=method)
+    return evaluate.projection(record(root_, run_id), step, method=method)
 
 
 @st.cache_data(show_spinner="Sweeping the noise scale…", max_entries=64)
 def noise_sweep(root_: str, run_id: str, step="final") -> dict:
-    return evaluate.noise_sweep(_rec(root_, run_id), step)
+    return evaluate.noise_sweep(record(root_, run_id), step)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def mi_at(root_: str, run_id: str, sigma: float, step="final") -> np.ndarray:
-    return evaluate.mi_at(_rec(root_, run_id), sigma, step)
+    return evaluate.mi_at(record(root_, run_id), sigma, step)
 
 
 @st.cache_data(show_spinner="Training probes…", max_entries=64)
 def probes(root_: str, run_id: str, sigma: float | None = None) -> dict:
-    return evaluate.probes(_rec(root_, run_id), sigma)
+    return evaluate.probes(record(root_, run_id), sigma)
 
 
 @st.cache_data(show_spinner="Finding neighbours…", max_entries=64)
 def agreement(root_: str, run_id: str, k: int = 10) -> dict:
-    return evaluate.agreement(_rec(root_, run_id), k)
+    return evaluate.agreement(record(root_, run_id), k)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def embeddings(root_: str, run_id: str, step="final") -> dict:
-    return evaluate.embeddings(_rec(root_, run_id), step)
+    return evaluate.embeddings(record(root_, run_id), step)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def knn(root_: str, run_id: str, position: int, k: int) -> dict:
-    return evaluate.knn_images(_rec(root_, run_id), position, k)
+    return evaluate.knn_images(record(root_, run_id), position, k)
 
 
 @st.cache_data(show_spinner="Building the retrieval grid…", max_entries=32)
 def class_grid(root_: str, run_id: str) -> np.ndarray:
-    return evaluate.class_grid(_rec(root_, run_id))
+    return evaluate.class_grid(record(root_, run_id))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -298,7 +299,7 @@ def subsample(n: int, cap: int, seed: int = 0) -> np.ndarray:
 
 
 def small_multiples(rows: list[tuple[str, np.ndarray]], factors: np.ndarray, ds,
-                    inactive: list[str], *, cap: int = 800, height_per_row: int = 230):
+                    inactive: list[str], *, cap: int = GRID_POINTS, height_per_row: int = 230):
     """Rows of projections (title, coords (N, 2)) x one scatter per factor, coloured by it."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots

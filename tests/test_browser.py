@@ -5,6 +5,11 @@ checks that the Embeddings page plots it, measures the time to the first plot of
 and to redraw after changing the coloured factor and the noise scale σ, writes those timings
 to docs/screenshots/timings.json and saves a screenshot of every page there.
 
+Screenshots show a run whose label matches $ACC_SCREENSHOT_RUN (default: a pretrained run)
+when there is one, else the tiny run. $ACC_SCREENSHOT_SEED may name a run store folder to
+copy into the test's private store first (e.g. one holding runs trained with the quick
+preset), so the screenshots show trained embeddings.
+
 Needs Debian's Chromium at /usr/bin/chromium (`apt-get install -y chromium`); Playwright's
 own browser download is never used.
 """
@@ -14,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,10 +36,9 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-PAGES = {"home": "", "train": "train", "embeddings": "embeddings", "information": "information",
-         "retrieval": "retrieval", "compare": "compare", "random_loss": "random_loss"}
 PLOT = ".js-plotly-plot .main-svg"
-TIMEOUT_MS = 180_000
+READY = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+TIMEOUT_MS = 240_000
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is absent: install Debian's Chromium with "
@@ -50,6 +56,10 @@ def free_port() -> int:
 def server(tmp_path_factory):
     """A Streamlit server on a free port with a private run store; yields (url, home)."""
     home = tmp_path_factory.mktemp("browser") / "runs"
+    seed = os.environ.get("ACC_SCREENSHOT_SEED")
+    if seed:
+        shutil.copytree(seed, home, ignore=shutil.ignore_patterns("worker*", "*.lock"))
+    home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = dict(os.environ, ACC_HOME=str(home), PYTHONPATH=str(REPO))
     env.setdefault("ACC_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data"))
@@ -69,14 +79,13 @@ def server(tmp_path_factory):
             except OSError:
                 pass
             if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("streamlit did not become healthy; see "
-                                   f"{home.parent / 'streamlit.log'}")
+                raise RuntimeError(f"streamlit did not start; see {home.parent / 'streamlit.log'}")
             time.sleep(0.3)
         yield url, home
     finally:
         from acc_core.worker import workers
 
-        for w in workers(home) if home.exists() else []:
+        for w in workers(home):  # the worker the app started for the tiny run
             if w.get("pid"):
                 try:
                     os.kill(int(w["pid"]), signal.SIGTERM)
@@ -99,25 +108,19 @@ def browser():
         b.close()
 
 
+# ----- helpers ------------------------------------------------------------------------------
 def settle(page) -> None:
     """Wait until Streamlit has finished the current script run."""
     page.wait_for_timeout(300)
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
-                           timeout=TIMEOUT_MS)
+    page.wait_for_selector(READY, timeout=TIMEOUT_MS)
 
 
-def open_page(page, url: str, name: str, wait_for: str = PLOT) -> float:
+def open_page(page, url: str, path: str, wait_for: str = PLOT) -> float:
     """Load a page; seconds until its first plot (or `wait_for`) is visible."""
     t0 = time.perf_counter()
-    page.goto(f"{url}/{PAGES[name]}")
+    page.goto(f"{url}/{path}")
     page.locator(wait_for).first.wait_for(state="visible", timeout=TIMEOUT_MS)
     return time.perf_counter() - t0
-
-
-def shoot(page, name: str) -> None:
-    settle(page)
-    page.wait_for_timeout(500)  # plotly's transitions
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def no_errors(page) -> None:
@@ -126,97 +129,158 @@ def no_errors(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
-def pick(page, label: str, option: str) -> None:
-    """Choose `option` in the selectbox labelled `label` (a combobox with a listbox)."""
-    page.get_by_role("combobox", name=label).first.click()
-    page.get_by_role("option", name=option, exact=True).click()
+def pick(page, label: str, option) -> bool:
+    """Choose `option` (text or regex) in the selectbox labelled `label`; False if absent.
+
+    The list opens with ArrowDown on the focused combobox; a key press that lands while the
+    element is being redrawn can be lost, so try a few times."""
+    combo = page.get_by_role("combobox", name=label).first
+    exact = isinstance(option, str)
+    for _ in range(5):
+        combo.focus()
+        combo.press("ArrowDown")
+        choice = page.get_by_role("option", name=option, exact=exact if exact else None).first
+        try:
+            choice.click(timeout=3000)
+            return True
+        except sync_api.TimeoutError:
+            if page.get_by_role("option").count():  # the list is open: no such option
+                page.keyboard.press("Escape")
+                return False
+            page.keyboard.press("Escape")
+    raise AssertionError(f"the selectbox {label!r} did not open")
+
+
+def shoot(page, name: str) -> None:
+    """A screenshot of the whole page (Streamlit scrolls inside its main block)."""
+    settle(page)
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')"
+                           ".scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": min(max(height, 1000), 6000)})
+    page.wait_for_timeout(800)  # plotly resizes to the new viewport
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 1000})
 
 
 def plot_title(page, nth: int) -> str:
     return page.locator(".js-plotly-plot").nth(nth).locator(".gtitle").first.text_content()
 
 
+def fill_number(page, label: str, value: str) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+    settle(page)
+
+
+# ----- the test ------------------------------------------------------------------------------
 def test_every_page_in_chromium(server, browser):
     url, home = server
     SHOTS.mkdir(parents=True, exist_ok=True)
-    timings: dict = {"first_plot_s": {}}
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(TIMEOUT_MS)
+    try:
+        walk_through(page, url)
+    except BaseException:
+        shot = home.parent / "failure.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"the page at failure: {shot}; server log: {home.parent / 'streamlit.log'}")
+        raise
+
+
+def walk_through(page, url: str) -> None:
+    timings: dict = {"first_plot_s": {}}
 
     # Home: the set A / set B illustration.
-    timings["first_plot_s"]["home"] = open_page(page, url, "home", '[data-testid="stImage"] img')
+    timings["first_plot_s"]["home"] = open_page(page, url, "", '[data-testid="stImage"] img')
     no_errors(page)
-    shoot(page, "home")
 
-    # Train: a tiny run (10 steps, sets of 8) launched from the page.
+    # Train: a tiny run (10 steps, sets of 8) launched from the page, trained by the worker.
     page.goto(f"{url}/train")
     page.get_by_role("button", name="Launch").wait_for()
     for label, value in [("Steps", "10"), ("Set size", "8"), ("Embedding dimension", "8")]:
-        box = page.get_by_label(label, exact=True)
-        box.fill(value)
-        box.press("Enter")
-        settle(page)
+        fill_number(page, label, value)
     page.get_by_text("Advanced").click()
     for label, value in [("Snapshot every (steps)", "5"), ("Probe subset size", "300")]:
-        box = page.get_by_label(label, exact=True)
-        box.fill(value)
-        box.press("Enter")
-        settle(page)
+        fill_number(page, label, value)
     no_errors(page)
     t0 = time.perf_counter()
     page.get_by_role("button", name="Launch").click()
     page.get_by_text("Done. Explore it on the other pages.").wait_for(timeout=TIMEOUT_MS)
     timings["tiny_run_launch_to_done_s"] = time.perf_counter() - t0
-    page.locator(PLOT).first.wait_for(state="visible")
+    page.locator(PLOT).nth(1).wait_for(state="visible")  # loss curve and PCA
     no_errors(page)
-    shoot(page, "train")
 
-    # Embeddings: the run's small multiples, then recolour the detail plot.
+    # Embeddings of the tiny run; recolour the detail plot; a box selection shows images.
     timings["first_plot_s"]["embeddings"] = open_page(page, url, "embeddings")
     page.locator(".js-plotly-plot").nth(1).wait_for(state="visible")
     settle(page)
     no_errors(page)
+    assert page.get_by_role("combobox", name="Run").first.input_value().startswith("DONE")
     assert "coloured by floor_hue" in plot_title(page, 1)
     t0 = time.perf_counter()
-    pick(page, "Colour by", "shape")
+    assert pick(page, "Colour by", "shape")
     page.wait_for_function(
         "() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
         ".some(t => t.textContent.includes('coloured by shape'))", timeout=TIMEOUT_MS)
     timings["change_coloured_factor_s"] = time.perf_counter() - t0
-    # A box selection on the detail plot shows the selected images.
-    plot = page.locator(".js-plotly-plot").nth(1).locator(".nsewdrag").first
-    b = plot.bounding_box()
+    drag = page.locator(".js-plotly-plot").nth(1).locator(".nsewdrag").first
+    b = drag.bounding_box()
     page.mouse.move(b["x"] + 5, b["y"] + 5)
     page.mouse.down()
-    page.mouse.move(b["x"] + b["width"] * 0.6, b["y"] + b["height"] * 0.6, steps=8)
+    page.mouse.move(b["x"] + b["width"] * 0.7, b["y"] + b["height"] * 0.7, steps=8)
     page.mouse.up()
     page.locator('[data-testid="stImage"] img').first.wait_for(state="visible")
     no_errors(page)
-    shoot(page, "embeddings")
 
-    # Information: MI bars and the noise sweep; move the sigma slider one notch.
+    # Information: MI bars and the noise sweep; move the σ slider one notch.
     timings["first_plot_s"]["information"] = open_page(page, url, "information")
     settle(page)
     no_errors(page)
     before = plot_title(page, 0)
     t0 = time.perf_counter()
-    page.locator('[data-testid="stSlider"] [role="slider"]').first.press("ArrowRight")
+    page.get_by_role("slider", name="Noise scale σ").first.press("ArrowRight")
     page.wait_for_function(
         "(old) => { const t = document.querySelector('.js-plotly-plot .gtitle');"
         " return t && t.textContent !== old; }", arg=before, timeout=TIMEOUT_MS)
     timings["change_sigma_s"] = time.perf_counter() - t0
-    shoot(page, "information")
+    no_errors(page)
 
-    for name in ("retrieval", "compare", "random_loss"):
-        timings["first_plot_s"][name] = open_page(page, url, name)
+    for path in ("retrieval", "compare"):
+        timings["first_plot_s"][path] = open_page(page, url, path)
         settle(page)
+        no_errors(page)
+
+    # The classroom page computes only on demand: a small simulation.
+    page.goto(f"{url}/random_loss")
+    page.get_by_role("button", name="Run the simulation").wait_for()
+    t0 = time.perf_counter()
+    page.get_by_role("button", name="Run the simulation").click()
+    page.locator(PLOT).first.wait_for(state="visible", timeout=TIMEOUT_MS)
+    timings["random_loss_simulation_s"] = time.perf_counter() - t0
+    no_errors(page)
+    shoot(page, "random_loss")
+
+    # Screenshots: a pretrained (or $ACC_SCREENSHOT_RUN) run where there is one.
+    show = re.compile(os.environ.get("ACC_SCREENSHOT_RUN", "pretrained"))
+    for path, name in [("", "home"), ("train", "train"), ("embeddings", "embeddings"),
+                       ("information", "information"), ("retrieval", "retrieval"),
+                       ("compare", "compare")]:
+        page.goto(f"{url}/{path}")
+        settle(page)
+        if path in ("embeddings", "information", "retrieval") and pick(page, "Run", show):
+            settle(page)
+        if path == "train" and pick(page, "Watch run", show):
+            settle(page)
+        page.locator(PLOT if path else '[data-testid="stImage"] img').first.wait_for()
         no_errors(page)
         shoot(page, name)
 
-    timings["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}
+    timings["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
+                          "load_average_1min": os.getloadavg()[0]}
     (SHOTS / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     print(json.dumps(timings, indent=2))
-    # Generous bounds (shared CI machines); the measured figures are in timings.json.
-    assert timings["change_coloured_factor_s"] < 5
-    assert timings["change_sigma_s"] < 5
+    # Generous bounds for shared CI machines; the measured figures are in timings.json.
+    assert timings["change_coloured_factor_s"] < 10
+    assert timings["change_sigma_s"] < 10
     assert max(timings["first_plot_s"].values()) < 60

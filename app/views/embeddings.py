@@ -20,7 +20,7 @@ ss = st.session_state
 def grid_figure(root: str, run_id: str, step, method: str):
     """Small multiples: a row at `step` and a row for the untrained network, one panel per
     factor. Cached as the figure object: building 12 plotly panels costs about half a second."""
-    rec = common.get_run(run_id)
+    rec = common.record(root, run_id)
     trained = common.projection(root, run_id, step, method)
     untrained = common.projection(root, run_id, "initial", method)
     rows = [(f"step {trained['step']}", trained["coords"]),
@@ -64,7 +64,8 @@ def page() -> None:
         notes.append(f"the two PCA axes explain {ev.sum():.0%} of the variance at step "
                      f"{trained['step']}")
     notes.append(f"(inactive) = held fixed within a set: {', '.join(inactive) or 'none'}")
-    notes.append(f"{len(trained['coords'])} probe images, at most 800 drawn per panel")
+    notes.append(f"{len(trained['coords'])} probe images, at most "
+                 f"{common.GRID_POINTS} drawn per panel")
     st.caption("; ".join(notes) + ".")
 
     look_closer(rec.run_id, step, method)
