@@ -206,8 +206,13 @@ def walk_through(page, url: str) -> None:
     no_errors(page)
     t0 = time.perf_counter()
     page.get_by_role("button", name="Launch").click()
-    page.get_by_text("Done. Explore it on the other pages.").wait_for(timeout=TIMEOUT_MS)
+    page.get_by_text("Queued 1 run(s).").wait_for()
+    # The watcher follows the new run and reruns the page when it finishes.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('input[aria-label=\"Watch run\"]')]"
+        ".some(e => e.value.startsWith('DONE') && e.value.includes('d=8'))", timeout=TIMEOUT_MS)
     timings["tiny_run_launch_to_done_s"] = time.perf_counter() - t0
+    page.get_by_text("Done. Explore it on the other pages.").wait_for()
     page.locator(PLOT).nth(1).wait_for(state="visible")  # loss curve and PCA
     no_errors(page)
 

@@ -199,7 +199,7 @@ def launch(configs: list[RunConfig]) -> None:
     s = common.store()
     recs = [s.submit(cfg) for cfg in configs]
     ensure_worker(common.root())
-    ss["t_watch"] = recs[0].run_id
+    ss["t_watch"] = ss["t_watch_box"] = recs[0].run_id  # the watcher follows the launch
     already = [r for r in recs if r.status == "done"]
     msg = f"Queued {len(recs) - len(already)} run(s)."
     if already:
@@ -315,9 +315,11 @@ def watch() -> None:
                   key=lambda r: common.LIVE.index(r.status) if r.status != "running" else -1)
     ids = [r.run_id for r in runs]
     by_id = {r.run_id: r for r in runs}
-    default = ss.get("t_watch") if ss.get("t_watch") in ids else (live or runs)[0].run_id
-    run_id = st.selectbox("Watch run", ids, index=ids.index(default),
-                          format_func=lambda i: common.run_label(by_id[i]), key="t_watch_box")
+    if ss.get("t_watch_box") not in ids:
+        last = ss.get("t_watch")
+        ss["t_watch_box"] = last if last in ids else (live or runs)[0].run_id
+    run_id = st.selectbox("Watch run", ids, format_func=lambda i: common.run_label(by_id[i]),
+                          key="t_watch_box")
     ss["t_watch"] = run_id
     if by_id[run_id].status in common.LIVE:
         live_panel(run_id)
