@@ -131,7 +131,9 @@ def pid_alive(pid: int | None) -> bool:
 class RunStore:
     def __init__(self, root=None, *, pretrained_dir=None):
         self.root = Path(root).expanduser().resolve() if root is not None else acc_home()
-        self.pretrained_dir = Path(pretrained_dir) if pretrained_dir is not None else PRETRAINED_DIR
+        if pretrained_dir is None:  # ACC_PRETRAINED_DIR: another folder of shipped runs
+            pretrained_dir = os.environ.get("ACC_PRETRAINED_DIR") or PRETRAINED_DIR
+        self.pretrained_dir = Path(pretrained_dir)
         self.db_path = self.root / "runs.sqlite"
         try:
             self.root.mkdir(parents=True, exist_ok=True)

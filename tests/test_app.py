@@ -78,8 +78,15 @@ def stop_workers(home) -> None:
                 pass
 
 
+@pytest.fixture(autouse=True)
+def _no_shipped_runs(tmp_path_factory, monkeypatch):
+    """The app tests see only the runs they make, not the shipped pretrained ones."""
+    monkeypatch.setenv("ACC_PRETRAINED_DIR", str(tmp_path_factory.mktemp("no-pretrained")))
+
+
 # ----- empty store --------------------------------------------------------------------------
-def test_home_renders_with_no_runs(acc_home):
+def test_home_renders_with_no_runs(acc_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("ACC_PRETRAINED_DIR", str(tmp_path / "no-pretrained"))
     at = start(acc_home)
     assert_clean(at)
     assert at.title[0].value.endswith("ACC explorer")
@@ -88,7 +95,8 @@ def test_home_renders_with_no_runs(acc_home):
 
 
 @pytest.mark.parametrize("page", PAGES[1:])
-def test_pages_without_runs_say_what_to_do(acc_home, page):
+def test_pages_without_runs_say_what_to_do(acc_home, page, tmp_path, monkeypatch):
+    monkeypatch.setenv("ACC_PRETRAINED_DIR", str(tmp_path / "no-pretrained"))
     at = start(acc_home, page)
     assert_clean(at)
     if page != "views/random_loss.py":
