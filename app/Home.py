@@ -1,7 +1,7 @@
 """acc-explorer: the router (st.navigation) and the landing page.
 
 `streamlit run app/Home.py`. The landing page says what affinity cycle consistency does
-(seed 000 section 3, Figure 2), shows two sets drawn by the real set sampler, lists the
+(the ACC paper, section 3 and Figure 2), shows two sets drawn by the real set sampler, lists the
 runs to explore (pretrained and the user's own) and where to start.
 """
 
@@ -57,7 +57,7 @@ def home() -> None:
         common.show_images(source, None, b, size=72, width=72)
     st.caption("Images from the procedural Shapes3D renderer (six generative factors, "
                "480,000 combinations, no download). Sets are drawn by acc_core.sets, exactly "
-               "as in training (seed 000, Figure 2).")
+               "as in training (the ACC paper, Figure 2).")
 
     st.subheader("Runs")
     runs = common.list_runs()
@@ -82,10 +82,12 @@ def home() -> None:
         st.caption("Choose which factors are inactive in sets A and B, launch, and watch the "
                    "embedding form.")
     with c2:
-        st.page_link("views/embeddings.py", label="Look at embeddings", icon=":material/scatter_plot:")
+        st.page_link("views/embeddings.py", label="Look at embeddings",
+                     icon=":material/scatter_plot:")
         st.caption("PCA/UMAP of a run coloured by each factor, beside the untrained network.")
     with c3:
-        st.page_link("views/information.py", label="Measure information", icon=":material/bar_chart:")
+        st.page_link("views/information.py", label="Measure information",
+                     icon=":material/bar_chart:")
         st.caption("How much each factor survives in the embedding, against a noise scale.")
 
 

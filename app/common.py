@@ -1,16 +1,16 @@
-"""Shared helpers for the app's pages: the run store, cached analyses, pickers, plots, images.
+"""Shared helpers for the app's pages: the run store, cached analyses, run pickers, images.
 
 Views stay thin (DESIGN.md, "Layout"): every number comes from `acc_core` (the run store,
-`acc_core.evaluate`, which also caches on disk in the run directory). Here those calls are
-wrapped once more in Streamlit's in-memory caches so that changing a coloured factor or a
-noise scale redraws in well under a second. Cached functions take the store root and the
+and `acc_core.evaluate`, which also caches on disk in the run directory); figures are built
+in `figures.py`, the live view of a run in `watcher.py`. Here the acc_core calls are wrapped
+once more in Streamlit's in-memory caches so that changing a coloured factor or a noise
+scale redraws in well under a second. Cached functions take the store root and the
 run id (plain strings) rather than records, so two stores (e.g. two test homes) never share
 an entry, and a run directory is found again from its id.
 """
 
 from __future__ import annotations
 
-import colorsys
 import functools
 import time
 import traceback
@@ -18,7 +18,6 @@ import traceback
 import numpy as np
 import streamlit as st
 
-from acc_core import data as data_sources
 from acc_core import evaluate
 from acc_core.data import DataError
 from acc_core.paths import acc_home
@@ -28,11 +27,9 @@ STATUS_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/di
                 "done": ":material/check_circle:", "failed": ":material/error:",
                 "interrupted": ":material/pause_circle:", "cancelled": ":material/cancel:"}
 LIVE = ("queued", "running", "interrupted")  # a worker will still move these forward
-CATEGORICAL = ("shape", "digit")  # factors whose values have no order
-GRID_POINTS = 500  # points per small-multiple panel: more only slows the browser down
 
 
-# ----- pages --------------------------------------------------------------------------------
+# ----- pages ---------------------------------------------------------------------------
 def run_page(body) -> None:
     """Run a page body; a user-fixable error or a bug becomes one short message, no traceback.
 
@@ -59,7 +56,7 @@ def guard(fn):
     return wrapper
 
 
-# ----- the run store ---------------------------------------------------------------------------
+# ----- the run store -------------------------------------------------------------------
 @st.cache_resource(show_spinner=False)
 def _store(root: str):
     from acc_core.store import RunStore
@@ -91,10 +88,13 @@ def get_run(run_id: str):
     return store().get(run_id)
 
 
-def run_label(r) -> str:
+def run_label(r, *, status: bool = True) -> str:
+    """'DONE · <label> · <id>'. Without the status for a widget that outlives a status change
+    (a selectbox keeps showing the label its option had when first drawn)."""
     name = r.label or r.config.describe()
     origin = "pretrained · " if r.source == "pretrained" else ""
-    return f"{r.status.upper()} · {name} · {origin}{r.run_id[:8]}"
+    head = f"{r.status.upper()} · " if status else ""
+    return f"{head}{name} · {origin}{r.run_id[:8]}"
 
 
 def pick_run(runs: list, *, key: str, label: str = "Run", help: str | None = None):
@@ -117,18 +117,12 @@ def inactive_factors(config) -> list[str]:
     return sorted(set(config.set_a.inactive) | set(config.set_b.inactive))
 
 
-def factor_tick(name: str, inactive) -> str:
-    """An axis label that marks inactive factors on a second line (short ticks stay level)."""
-    return f"{name}<br>(inactive)" if name in inactive else name
-
-
 def runs_table(runs: list):
     import pandas as pd
 
     rows = [{
         "status": r.status,
         "run": r.label or r.config.describe(),
-        "data": r.config.data.source,
         "inactive in A": ", ".join(r.config.set_a.inactive) or "-",
         "inactive in B": ", ".join(r.config.set_b.inactive) or "unconstrained",
         "progress": (r.step / r.steps) if r.steps else 0.0,
@@ -139,7 +133,7 @@ def runs_table(runs: list):
     return pd.DataFrame(rows)
 
 
-# ----- datasets and images -------------------------------------------------------------------------
+# ----- datasets and images ---------------------------------------------------------------
 @st.cache_resource(show_spinner="Loading dataset…")
 def dataset(source: str, image_size: int | None = None):
     """The dataset a run trained on (raises DataError with how-to-get-it when missing)."""
@@ -185,7 +179,7 @@ def value_labels(ds, k: int, values: np.ndarray) -> np.ndarray:
     return np.asarray([str(x) for x in ds.value_labels[k]])[np.asarray(values, dtype=np.int64)]
 
 
-# ----- cached analyses (all keyed by store root + run id) -----------------------------------------
+# ----- cached analyses (all keyed by store root + run id) ------------------------------
 def record(root_: str, run_id: str):
     rec = _store(root_).get(run_id)
     if rec is None:
@@ -258,93 +252,12 @@ def fmt_seconds(s: float | None) -> str:
 
 
 def ago(t: float | None) -> str:
-    return "–" if not t else f"{fmt_seconds(max(0.0, time.time() - float(t)))} ago"
-
-
-# ----- colours and plots ----------------------------------------------------------------------------
-def factor_palette(ds, k: int) -> list[str]:
-    """One CSS colour per value of factor k: hues as themselves, categories as a palette,
-    ordered factors along Viridis."""
-    import plotly.express as px
-
-    name, n = ds.factor_names[k], ds.factor_sizes[k]
-    if "hue" in name:
-        hues = np.asarray(ds.factor_values[k], dtype=float)
-        return ["rgb(%d,%d,%d)" % tuple(int(255 * c) for c in colorsys.hsv_to_rgb(h % 1, .85, .9))
-                for h in hues]
-    if name in CATEGORICAL:
-        pal = px.colors.qualitative.D3
-        return [pal[i % len(pal)] for i in range(n)]
-    return px.colors.sample_colorscale("Viridis", [i / max(n - 1, 1) for i in range(n)])
-
-
-def factor_marker(ds, k: int, values: np.ndarray, size: int) -> dict:
-    """A marker coloured by value index through a stepped colour scale.
-
-    Numbers with a colour scale, not one CSS string per point: plotly validates a list of
-    colour strings point by point, which made a figure of 12 panels take seconds to build.
-    """
-    pal = factor_palette(ds, k)
-    n = len(pal)
-    scale = [[(i + j) / n, c] for i, c in enumerate(pal) for j in (0, 1)]
-    return dict(size=size, color=np.asarray(values, dtype=np.int64), colorscale=scale,
-                cmin=-0.5, cmax=n - 0.5, showscale=False)
-
-
-def subsample(n: int, cap: int, seed: int = 0) -> np.ndarray:
-    """Positions of at most `cap` of n points, fixed for a given n (so plots do not jitter)."""
-    if n <= cap:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
-
-
-def small_multiples(rows: list[tuple[str, np.ndarray]], factors: np.ndarray, ds,
-                    inactive: list[str], *, cap: int = GRID_POINTS, height_per_row: int = 230):
-    """Rows of projections (title, coords (N, 2)) x one scatter per factor, coloured by it."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    K = len(ds.factor_names)
-    keep = subsample(len(factors), cap)
-    titles = [f"{name} (inactive)" if name in inactive else name for name in ds.factor_names]
-    fig = make_subplots(rows=len(rows), cols=K, row_titles=[r[0] for r in rows],
-                        subplot_titles=titles, horizontal_spacing=0.02, vertical_spacing=0.06)
-    for r, (_, coords) in enumerate(rows, start=1):
-        for k in range(K):
-            v = factors[keep, k]
-            fig.add_trace(go.Scatter(
-                x=coords[keep, 0], y=coords[keep, 1], mode="markers",
-                marker=factor_marker(ds, k, v, 4),
-                text=value_labels(ds, k, v),
-                hovertemplate=f"{ds.factor_names[k]}: %{{text}}<extra></extra>",
-                showlegend=False), row=r, col=k + 1)
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
-    for k, name in enumerate(ds.factor_names):  # inactive factors: grey titles
-        if name in inactive:
-            fig.layout.annotations[k].font.color = "#999"
-    fig.update_layout(height=height_per_row * len(rows) + 40, margin=dict(l=10, r=40, t=40, b=10))
-    return fig
-
-
-def scatter_by_factor(coords: np.ndarray, factors: np.ndarray, ds, k: int, *, title: str = "",
-                      height: int = 460):
-    """One projection coloured by factor k, with a legend of its values; trace 0 holds all
-    points in order (so a box/lasso selection's point indices are positions)."""
-    import plotly.graph_objects as go
-
-    v = factors[:, k]
-    fig = go.Figure(go.Scatter(
-        x=coords[:, 0], y=coords[:, 1], mode="markers", marker=factor_marker(ds, k, v, 6),
-        text=value_labels(ds, k, v), showlegend=False,
-        hovertemplate=f"{ds.factor_names[k]}: %{{text}}<br>position %{{pointIndex}}<extra></extra>"))
-    # Legend only: one empty trace per value present, so the colour key is readable.
-    pal = factor_palette(ds, k)
-    for val in np.unique(v).tolist():
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=value_label(ds, k, val),
-                                 marker=dict(size=8, color=pal[val])))
-    fig.update_layout(title=title, height=height, dragmode="select",
-                      legend=dict(title=ds.factor_names[k]), margin=dict(l=10, r=10, t=40, b=10))
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False)
-    return fig
+    """'5 s ago', '12 min ago', '3 h ago', '2 days ago': short enough for a metric."""
+    if not t:
+        return "–"
+    s = max(0.0, time.time() - float(t))
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            n = int(s // size)
+            return f"{n} {unit}{'s' if unit == 'day' and n > 1 else ''} ago"
+    return f"{int(s)} s ago"

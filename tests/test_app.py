@@ -7,12 +7,12 @@ from the Train page is trained by the background worker process and reaches `don
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -67,10 +67,19 @@ def assert_clean(at: AppTest) -> None:
 
 
 def stop_workers(home) -> None:
-    """End the worker processes this test started (by pid, from their lock files)."""
-    from acc_core.worker import workers
+    """End the worker processes this test started: the app's children (the worker module
+    keeps their Popen handles), and any worker holding a lock under `home`, by pid."""
+    from acc_core import worker
 
-    for w in workers(home):
+    root = str(Path(home).resolve())
+    for (proc_root, _), proc in list(getattr(worker, "_SPAWNED", {}).items()):
+        if proc_root == root and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except Exception:
+                proc.kill()
+    for w in worker.workers(home):
         if w.get("pid"):
             try:
                 os.kill(int(w["pid"]), signal.SIGTERM)
@@ -113,7 +122,7 @@ def test_random_loss_page_runs_a_small_simulation(acc_home):
     at.button(key="l_run").click().run()
     assert_clean(at)
     spec = at.get("plotly_chart")[0].proto.spec
-    assert "3 dimensions" in spec and "log N (chance)" in spec
+    assert "3 dimensions" in spec and "1 dimension" in spec
 
 
 def test_train_form_follows_presets_and_blocks_impossible_sets(acc_home):
@@ -143,6 +152,21 @@ def test_train_form_follows_presets_and_blocks_impossible_sets(acc_home):
 
     at.text_input(key="t_seeds").set_value("zero").run()
     assert any("seeds must be integers" in e.value for e in at.error)
+
+    at.segmented_control(key="t_a_orientation").set_value("inactive")  # back to a valid form
+    for n in names:
+        at.segmented_control(key=f"t_a_{n}").set_value("inactive" if n == "wall_hue" else "active")
+    at.text_input(key="t_seeds").set_value("0-2").run()  # several seeds: several runs
+    assert not at.error and at.button(key="t_launch").disabled is False
+    assert any("3 runs one after another" in i.value for i in at.info)
+
+
+def test_digits_preset_holds_out_a_class(acc_home):
+    at = start(acc_home, "views/train.py")
+    at.selectbox(key="t_source").set_value("digits").run()
+    assert_clean(at)
+    assert at.segmented_control(key="t_a_digit").value == "inactive"  # sets of one digit
+    assert any("Held out by the preset: digit 9" in c.value for c in at.caption)
 
 
 def test_missing_dataset_says_how_to_get_it(acc_home):
@@ -216,9 +240,15 @@ def test_information_page(trained_home, monkeypatch):
     assert slider.value == pytest.approx(1.0, rel=0.2)  # starts at the length scale
     charts = at.get("plotly_chart")
     assert len(charts) >= 4  # bars, sweep, probes, violins across the two seeds
-    slider.set_value(slider.options[0] if isinstance(slider.options[0], float) else
-                     float(slider.options[0])).run()
+    smallest = slider.options[0]  # options are the formatted σ values
+    slider.set_value(float(smallest)).run()
     assert_clean(at)
+    bars = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert bars["layout"]["title"]["text"].endswith(f"σ = {smallest}")  # the bars follow σ
+    at.number_input(key="i_mine_steps").set_value(200)
+    at.button(key="i_mine").click().run()  # the MINE spot check, a few hundred steps
+    assert_clean(at)
+    assert any("MINE (200 steps)" in m.value for m in at.markdown)
 
 
 def test_retrieval_and_compare_pages(trained_home, monkeypatch):
@@ -232,6 +262,27 @@ def test_retrieval_and_compare_pages(trained_home, monkeypatch):
     assert_clean(at)
     assert set(at.multiselect(key="c_runs").value) == set(ids)
     assert len(at.get("plotly_chart")) == 1 + len(ids)
+
+
+def test_cancel_button_stops_a_run(acc_home):
+    import dataclasses
+
+    from acc_core.store import RunStore
+
+    store = RunStore(acc_home)
+    cfg = tiny_config(seed=3)
+    rec = store.submit(cfg.replace(train=dataclasses.replace(cfg.train, steps=5000)))
+    at = start(acc_home, "views/train.py")  # the watcher starts a worker for the queued run
+    try:
+        assert_clean(at)
+        at.button(key=f"cancel_{rec.run_id}").click().run()
+        assert not at.exception
+        deadline = time.time() + TIMEOUT
+        while store.get(rec.run_id).status != "cancelled" and time.time() < deadline:
+            time.sleep(0.5)
+        assert store.get(rec.run_id).status == "cancelled"
+    finally:
+        stop_workers(acc_home)
 
 
 def test_failed_run_shows_its_reason(tmp_path, monkeypatch):

@@ -5,10 +5,8 @@ checks that the Embeddings page plots it, measures the time to the first plot of
 and to redraw after changing the coloured factor and the noise scale σ, writes those timings
 to docs/screenshots/timings.json and saves a screenshot of every page there.
 
-Screenshots show a run whose label matches $ACC_SCREENSHOT_RUN (default: a pretrained run)
-when there is one, else the tiny run. $ACC_SCREENSHOT_SEED may name a run store folder to
-copy into the test's private store first (e.g. one holding runs trained with the quick
-preset), so the screenshots show trained embeddings.
+Screenshots show a run whose label contains one of $ACC_SCREENSHOT_RUN (comma-separated;
+default: the shipped Shapes3D run, else any pretrained run), else the tiny run.
 
 Needs Debian's Chromium at /usr/bin/chromium (`apt-get install -y chromium`); Playwright's
 own browser download is never used.
@@ -20,7 +18,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -56,9 +53,6 @@ def free_port() -> int:
 def server(tmp_path_factory):
     """A Streamlit server on a free port with a private run store; yields (url, home)."""
     home = tmp_path_factory.mktemp("browser") / "runs"
-    seed = os.environ.get("ACC_SCREENSHOT_SEED")
-    if seed:
-        shutil.copytree(seed, home, ignore=shutil.ignore_patterns("worker*", "*.lock"))
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = dict(os.environ, ACC_HOME=str(home), PYTHONPATH=str(REPO))
@@ -207,12 +201,11 @@ def walk_through(page, url: str) -> None:
     t0 = time.perf_counter()
     page.get_by_role("button", name="Launch").click()
     page.get_by_text("Queued 1 run(s).").wait_for()
-    # The watcher follows the new run and reruns the page when it finishes.
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('input[aria-label=\"Watch run\"]')]"
-        ".some(e => e.value.startsWith('DONE') && e.value.includes('d=8'))", timeout=TIMEOUT_MS)
+    settle(page)
+    # The watcher follows the new run, live, until it is done.
+    assert "d=8" in page.get_by_role("combobox", name="Watch run").first.input_value()
+    page.get_by_text("Done. Explore it on the other pages.").wait_for(timeout=TIMEOUT_MS)
     timings["tiny_run_launch_to_done_s"] = time.perf_counter() - t0
-    page.get_by_text("Done. Explore it on the other pages.").wait_for()
     page.locator(PLOT).nth(1).wait_for(state="visible")  # loss curve and PCA
     no_errors(page)
 
@@ -266,16 +259,17 @@ def walk_through(page, url: str) -> None:
     no_errors(page)
     shoot(page, "random_loss")
 
-    # Screenshots: a pretrained (or $ACC_SCREENSHOT_RUN) run where there is one.
-    show = re.compile(os.environ.get("ACC_SCREENSHOT_RUN", "pretrained"))
+    # Screenshots: the first run matching one of $ACC_SCREENSHOT_RUN (comma-separated
+    # patterns; default: the shipped Shapes3D run, else any pretrained run).
+    wanted = os.environ.get("ACC_SCREENSHOT_RUN", "shapes3d-wall-hue,pretrained").split(",")
     for path, name in [("", "home"), ("train", "train"), ("embeddings", "embeddings"),
                        ("information", "information"), ("retrieval", "retrieval"),
                        ("compare", "compare")]:
         page.goto(f"{url}/{path}")
         settle(page)
-        if path in ("embeddings", "information", "retrieval") and pick(page, "Run", show):
-            settle(page)
-        if path == "train" and pick(page, "Watch run", show):
+        label = {"train": "Watch run", "embeddings": "Run", "information": "Run",
+                 "retrieval": "Run"}.get(path)
+        if label and any(pick(page, label, re.compile(re.escape(w.strip()))) for w in wanted):
             settle(page)
         page.locator(PLOT if path else '[data-testid="stImage"] img').first.wait_for()
         no_errors(page)

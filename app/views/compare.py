@@ -1,4 +1,4 @@
-"""Compare: several runs side by side (seed 000 section 4.1, Figure 3 and Table 1 style).
+"""Compare: several runs side by side (the ACC paper, section 4.1 and Figure 3).
 
 A runs x factors heatmap of the mutual information at one noise scale σ, and the runs'
 projections coloured by the same factor, so that changing the weak supervision (which
@@ -11,15 +11,26 @@ import numpy as np
 import streamlit as st
 
 import common
+import figures
 
 SIGMAS = [float(s) for s in np.round(np.logspace(-2, 2, 17), 4)]  # 10^-2 .. 10^2, 4 per decade
 
 
 def short_label(r) -> str:
+    """Two lines: the run (pretrained name, or method and seed) and its weak supervision."""
     c = r.config
-    a = ",".join(c.set_a.inactive) or "-"
-    b = ",".join(c.set_b.inactive) or "unconstrained"
-    return f"{r.run_id[:6]} A[{a}] B[{b}] {c.train.method} s{c.train.seed}"
+    a = ", ".join(c.set_a.inactive) or "-"
+    b = ", ".join(c.set_b.inactive) or "unconstrained"
+    name = r.label if r.source == "pretrained" else f"{c.train.method} seed {c.train.seed}"
+    sets = f"inactive in A and B: {a}" if a == b else f"inactive A: {a} · B: {b}"
+    return f"{r.run_id[:6]} {name}<br>{sets}"
+
+
+def default_runs(runs: list) -> list[str]:
+    """Up to four finished runs on the dataset most runs use: one heatmap, shared factors."""
+    sources = [r.config.data.source for r in runs]
+    common_source = max(dict.fromkeys(sources), key=sources.count)
+    return [r.run_id for r in runs if r.config.data.source == common_source][:4]
 
 
 def page() -> None:
@@ -32,8 +43,7 @@ def page() -> None:
         common.pick_run([], key="c_none")
         return
     by_id = {r.run_id: r for r in runs}
-    default = [r.run_id for r in runs[:3]]
-    chosen = st.multiselect("Runs", list(by_id), default=default, key="c_runs",
+    chosen = st.multiselect("Runs", list(by_id), default=default_runs(runs), key="c_runs",
                             format_func=lambda i: common.run_label(by_id[i]))
     if not chosen:
         st.info("Choose at least one run.")
@@ -60,7 +70,8 @@ def heatmap_section(run_ids: list[str]) -> None:
     recs = [common.get_run(i) for i in run_ids]
     sigma = st.select_slider("Noise scale σ", SIGMAS, value=1.0, key="c_sigma",
                              format_func=lambda s: f"{s:g}",
-                             help="√τ = 1 for the default temperature: the papers' length scale.")
+                             help="√τ = 1 for the default temperature: the papers' "
+                                  "length scale.")
     names = factor_union(recs)
     z = np.full((len(recs), len(names)), np.nan)
     text = [["" for _ in names] for _ in recs]
@@ -70,18 +81,20 @@ def heatmap_section(run_ids: list[str]) -> None:
         for n, v in zip(common.run_dataset(r).factor_names, vals):
             j = names.index(n)
             z[i, j] = float(v)
-            text[i][j] = f"{v:.2f}" + (" ✕" if n in inactive else "")
+            # Monte Carlo estimates can dip a hair below zero; the true value cannot.
+            text[i][j] = f"{max(float(v), 0.0):.2f}" + (" ✕" if n in inactive else "")
     labels = [short_label(r) for r in recs]
     fig = go.Figure(go.Heatmap(z=z, x=names, y=labels, text=text, texttemplate="%{text}",
                                colorscale="Blues", colorbar=dict(title="nats"),
                                hovertemplate="%{y}<br>%{x}: %{z:.3f} nats<extra></extra>"))
-    fig.update_layout(title=f"I(U + noise; G) at σ = {sigma:g}", height=140 + 45 * len(recs),
+    fig.update_layout(title=f"I(U + noise; G) at σ = {sigma:g}", height=140 + 60 * len(recs),
                       margin=dict(l=10, r=10, t=40, b=10), yaxis=dict(autorange="reversed"))
     st.plotly_chart(fig, key="c_heatmap")
     st.caption("✕ marks a factor that was inactive (held fixed within a set) in that run. "
-               "Rows: run id, inactive factors of set A and set B, method, seed.")
+               "Rows: run id and name, then the factors held fixed in set A and set B.")
     with st.expander("Table"):
-        st.dataframe(pd.DataFrame(z, index=labels, columns=names).round(3))
+        index = [lab.replace("<br>", " | ") for lab in labels]
+        st.dataframe(pd.DataFrame(z, index=index, columns=names).round(3))
 
 
 @st.fragment
@@ -91,7 +104,10 @@ def projection_section(run_ids: list[str]) -> None:
     root = common.root()
     recs = [common.get_run(i) for i in run_ids]
     st.subheader("Projections")
-    name = st.selectbox("Colour by", factor_union(recs), key="c_colour")
+    names = factor_union(recs)
+    # Default: the factor most of the chosen runs have (runs may be on different datasets).
+    counts = [sum(n in common.run_dataset(r).factor_names for r in recs) for n in names]
+    name = st.selectbox("Colour by", names, index=int(np.argmax(counts)), key="c_colour")
     per_row = 3
     for start in range(0, len(recs), per_row):
         cols = st.columns(per_row)
@@ -99,13 +115,14 @@ def projection_section(run_ids: list[str]) -> None:
             ds = common.run_dataset(r)
             with col:
                 if name not in ds.factor_names:
-                    st.caption(f"{short_label(r)}: no factor {name!r} in {r.config.data.source}.")
+                    st.caption(f"{short_label(r).replace('<br>', ' | ')}: no factor "
+                               f"{name!r} in {r.config.data.source}.")
                     continue
                 p = common.projection(root, r.run_id, "final", "pca")
                 inactive = name in common.inactive_factors(r.config)
-                fig = common.scatter_by_factor(
+                fig = figures.scatter_by_factor(
                     p["coords"], p["factors"], ds, ds.factor_names.index(name), height=340,
-                    title=short_label(r) + (" (inactive)" if inactive else ""))
+                    title=short_label(r) + (f"<br>{name} inactive here" if inactive else ""))
                 fig.update_layout(dragmode="zoom", showlegend=False, title_font_size=12)
                 st.plotly_chart(fig, key=f"c_pca_{r.run_id}")
 

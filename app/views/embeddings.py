@@ -1,6 +1,6 @@
 """Embeddings: PCA or UMAP of a run's embeddings, one small multiple per generative factor.
 
-Seed 000 Figure 1 (right) and section 4.1: after training the embedding should be organised
+The ACC paper, Figure 1 (right) and section 4.1: after training the embedding should be organised
 by the active factors and mixed with respect to the inactive ones; the untrained network
 (step 0) is shown beside it for contrast. Selecting points with the box or lasso shows their
 images. The embeddings are those of the run's fixed probe subset, saved as snapshots.
@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 import common
+import figures
 
 ss = st.session_state
 
@@ -25,7 +26,7 @@ def grid_figure(root: str, run_id: str, step, method: str):
     untrained = common.projection(root, run_id, "initial", method)
     rows = [(f"step {trained['step']}", trained["coords"]),
             (f"untrained (step {untrained['step']})", untrained["coords"])]
-    return common.small_multiples(rows, trained["factors"], common.run_dataset(rec),
+    return figures.small_multiples(rows, trained["factors"], common.run_dataset(rec),
                                   common.inactive_factors(rec.config))
 
 
@@ -48,8 +49,10 @@ def page() -> None:
     c = st.columns([1, 3])
     method = c[0].segmented_control("Projection", ["pca", "umap"], key="e_method", required=True,
                                     default="pca", format_func=str.upper,
-                                    help="PCA is linear and instant; UMAP keeps neighbourhoods "
-                                         "and takes a few seconds the first time.")
+                                    help="PCA is linear and instant. UMAP keeps neighbourhoods; "
+                                         "the first one after a server start takes about half "
+                                         "a minute (numba compiles it), later ones a few "
+                                         "seconds, and each result is cached.")
     step = steps[-1]
     if len(steps) > 1:
         step = c[1].select_slider("Training step (watch the embedding form)", steps,
@@ -65,7 +68,7 @@ def page() -> None:
                      f"{trained['step']}")
     notes.append(f"(inactive) = held fixed within a set: {', '.join(inactive) or 'none'}")
     notes.append(f"{len(trained['coords'])} probe images, at most "
-                 f"{common.GRID_POINTS} drawn per panel")
+                 f"{figures.GRID_POINTS} drawn per panel")
     st.caption("; ".join(notes) + ".")
 
     look_closer(rec.run_id, step, method)
@@ -90,7 +93,7 @@ def look_closer(run_id: str, step, method: str) -> None:
     name = c[0].selectbox("Colour by", ds.factor_names, key="e_colour",
                           format_func=lambda n: inactive_note.get(n, n))
     k = ds.factor_names.index(name)
-    fig = common.scatter_by_factor(trained["coords"], trained["factors"], ds, k,
+    fig = figures.scatter_by_factor(trained["coords"], trained["factors"], ds, k,
                                    title=f"{method.upper()} at step {trained['step']}, "
                                          f"coloured by {name}")
     event = st.plotly_chart(fig, key=f"e_select_{run_id}_{step}_{method}", on_select="rerun",
@@ -102,8 +105,8 @@ def look_closer(run_id: str, step, method: str) -> None:
         shown = positions[:48]
         idx = trained["indices"][shown]
         f = trained["factors"][shown]
-        captions = [", ".join(common.value_label(ds, j, f[i, j]) for j in range(len(ds.factor_names))
-                              if ds.factor_names[j] not in inactive) or str(idx[i])
+        active = [j for j, n in enumerate(ds.factor_names) if n not in inactive]
+        captions = [", ".join(common.value_label(ds, j, f[i, j]) for j in active) or str(idx[i])
                     for i in range(len(shown))]
         st.caption(f"{len(shown)} of {len(positions)} selected images; captions give the "
                    "active factors' values.")

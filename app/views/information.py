@@ -1,10 +1,11 @@
 """Information: how much each generative factor survives in a run's embedding.
 
 Mutual information I(U + N(0, σ²I); G) between the embedding with Gaussian noise of scale σ
-and each factor G (seed 001 S1-S2, Figures S1/S3): the noise sweep shows the length scale at
-which information lives; √τ (l2sq) is the scale below which the loss stops caring, so the
-inactive factors should only survive below it. The fast estimator is the exact Gaussian
-channel; MINE (seed 001 S1) is a spot check. Probes are the papers' 3x32 classifiers.
+and each factor G (the ABC supplement, S1-S2 and Figures S1/S3): the noise sweep shows the
+length scale at which information lives; √τ (l2sq) is the scale below which the loss stops
+caring, so the inactive factors should only survive below it. The fast estimator is the
+exact Gaussian channel; MINE (the ABC supplement, S1) is a spot check. Probes are the
+papers' 3x32 classifiers.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ import numpy as np
 import streamlit as st
 
 import common
-
-INACTIVE_COLOUR, ACTIVE_COLOUR = "#c7c7c7", "#1f77b4"
-
+import figures
 
 def sigma_label(s: float) -> str:
     return f"{s:.3g}"
@@ -35,19 +34,10 @@ def same_but_seed(rec, runs: list) -> list:
 
 
 def mi_bars(names, mi, entropy, inactive, sigma):
-    import plotly.graph_objects as go
-
-    colours = [INACTIVE_COLOUR if n in inactive else ACTIVE_COLOUR for n in names]
-    labels = [common.factor_tick(n, inactive) for n in names]
-    fig = go.Figure(go.Bar(x=labels, y=mi, marker_color=colours, name="I(U+noise; G)",
-                           hovertemplate="%{x}: %{y:.2f} nats<extra></extra>"))
-    fig.add_trace(go.Scatter(x=labels, y=entropy, mode="markers", name="H(G) (upper bound)",
-                             marker=dict(symbol="line-ew-open", size=28, color="#d62728",
-                                         line=dict(width=2))))
-    fig.update_layout(title=f"Mutual information at σ = {sigma_label(sigma)}",
-                      yaxis_title="nats", height=360, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", y=-0.2))
-    return fig
+    return figures.bars_against(names, mi, entropy, inactive, value_name="I(U + noise; G)",
+                                reference_name="H(G): all there is to know", y_title="nats",
+                                title=f"Mutual information at σ = {sigma_label(sigma)}",
+                                height=360)
 
 
 def sweep_plot(sweep: dict, inactive, sigma):
@@ -154,7 +144,7 @@ def mine_section(run_id: str) -> None:
                               step=200, key="i_mine_steps",
                               help="The papers used 20,000; 2,000 takes seconds.")
     results = st.session_state.setdefault("i_mine_results", {})
-    if c[2].button("Run MINE at the chosen σ", key="i_mine"):
+    if c[2].button("Run MINE", key="i_mine", help="At the σ chosen above."):
         from acc_core import evaluate
 
         sigma = chosen_sigma(run_id, sweep)
@@ -169,8 +159,6 @@ def mine_section(run_id: str) -> None:
 
 
 def probe_section(run_id: str) -> None:
-    import plotly.graph_objects as go
-
     root = common.root()
     rec = common.get_run(run_id)
     sweep = common.noise_sweep(root, run_id)
@@ -183,15 +171,10 @@ def probe_section(run_id: str) -> None:
                f"{' (√τ)' if ls else ''}; accuracy far above chance means the factor can be "
                "read from the embedding.")
     pr = common.probes(root, run_id, ls)
-    labels = [common.factor_tick(n, inactive) for n in names]
-    fig = go.Figure([
-        go.Bar(x=labels, y=[pr[n]["accuracy"] for n in names], name="probe accuracy",
-               marker_color=[INACTIVE_COLOUR if n in inactive else ACTIVE_COLOUR for n in names]),
-        go.Scatter(x=labels, y=[pr[n]["chance"] for n in names], mode="markers", name="chance",
-                   marker=dict(symbol="line-ew-open", size=28, color="black", line=dict(width=2))),
-    ])
-    fig.update_layout(yaxis=dict(range=[0, 1], title="test accuracy"), height=320,
-                      margin=dict(l=10, r=10, t=20, b=10), legend=dict(orientation="h", y=-0.2))
+    fig = figures.bars_against(names, [pr[n]["accuracy"] for n in names],
+                               [pr[n]["chance"] for n in names], inactive,
+                               value_name="probe accuracy", reference_name="chance",
+                               y_title="test accuracy", y_range=[0, 1], height=320)
     st.plotly_chart(fig, key="i_probes")
 
 

@@ -1,4 +1,4 @@
-"""Loss of random points: why ACC keeps more than one factor (seed 000 appendix D, Figure 9).
+"""Loss of random points: why ACC keeps more than one factor (the ACC paper, appendix D).
 
 Two sets of points drawn uniformly from the unit hypercube stand in for ideal embeddings of
 randomly distributed factors. Their ACC loss, averaged over many draws, falls as the
@@ -34,7 +34,7 @@ def page() -> None:
                "several? Here the 'embeddings' are random points, uniform in a unit cube of "
                "1 to 5 dimensions (each dimension an independent factor). For sets of more than "
                "about ten points, more dimensions give a lower ACC loss: the loss itself "
-               "rewards keeping several independent factors (seed 000, appendix D).")
+               "rewards keeping several independent factors (the ACC paper, appendix D).")
     c = st.columns(3)
     dims = c[0].multiselect("Dimensions", [1, 2, 3, 4, 5], default=[1, 2, 3], key="l_dims")
     sizes = c[1].multiselect("Set sizes", SET_SIZES, default=SET_SIZES[:5], key="l_sizes")
@@ -77,15 +77,14 @@ def page() -> None:
                                  customdata=tau[i],
                                  hovertemplate="N=%{x}: loss %{y:.3f} (τ=%{customdata:.3g})"
                                                "<extra></extra>"))
-    fig.add_trace(go.Scatter(x=sizes_t, y=np.log(sizes_t), mode="lines", name="log N (chance)",
-                             line=dict(color="#999", dash="dot")))
-    fig.update_xaxes(type="log", title="set size N")
+    fig.update_xaxes(type="log", title="set size N", tickvals=list(sizes_t))
     fig.update_layout(title="ACC loss of two random sets, averaged over draws",
                       yaxis_title="loss", height=420, margin=dict(l=10, r=10, t=40, b=10))
     st.plotly_chart(fig, key="l_plot")
-    st.caption("log N is the loss of an embedding that cannot tell points apart (every point "
-               "equally likely). Where the curves of more dimensions lie lower, an extra "
-               "independent factor lowers the loss. Hover for the temperature used.")
+    st.caption(f"For scale: an embedding that cannot tell points apart has loss log N "
+               f"({np.log(sizes_t[-1]):.2f} at N = {sizes_t[-1]}). Where the curves of more "
+               "dimensions lie lower, an extra independent factor lowers the loss. Hover for "
+               "the temperature used at each point.")
 
 
 common.run_page(page)

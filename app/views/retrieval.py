@@ -1,6 +1,6 @@
 """Retrieval: nearest neighbours in a run's embedding, and what they have in common.
 
-Seed 000 section 4.2 and Figure 4 (right): with digit identity inactive, a query's nearest
+The ACC paper, section 4.2 and Figure 4 (right): with digit identity inactive, a query's nearest
 image of every other class shares its *style*. For any run, the neighbours of a query show
 which factors the embedding kept: they agree with the query on the isolated factors and
 look random in the dropped ones; per-factor agreement against chance sums this up.
@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 import common
+import figures
 
 ss = st.session_state
 
@@ -57,9 +58,10 @@ def class_grid_image(rec, ds, emb: dict) -> None:
     pad[np.arange(C), np.arange(C), :2] = pad[np.arange(C), np.arange(C), -2:] = (214, 39, 40)
     pad[np.arange(C), np.arange(C), :, :2] = pad[np.arange(C), np.arange(C), :, -2:] = (214, 39, 40)
     mosaic = pad.transpose(0, 2, 1, 3, 4).reshape(C * 60, C * 60, 3)
-    st.image(mosaic, caption="Row i: a query of class i (red, on the diagonal) and its nearest "
-                             "neighbour of every other class (columns 0..9). Similar style "
-                             "along a row = style isolated from identity.", width=C * 60)
+    st.image(mosaic, caption=f"Row i: a query of class i (red frame, on the diagonal) and its "
+                             f"nearest neighbour of every other class (columns 0..{C - 1}). "
+                             "Similar style along a row = style isolated from identity.",
+             width=C * 60)
 
 
 def page() -> None:
@@ -101,18 +103,12 @@ def page() -> None:
     st.caption("For every probe image, the fraction of its 10 nearest neighbours sharing its "
                "value of each factor; chance is what random neighbours would give.")
     ag = common.agreement(root, rec.run_id, 10)
-    import plotly.graph_objects as go
-
     names = list(ds.factor_names)
-    labels = [common.factor_tick(n, inactive) for n in names]
-    fig = go.Figure([
-        go.Bar(x=labels, y=[ag[n]["agreement"] for n in names], name="neighbour agreement",
-               marker_color=["#c7c7c7" if n in inactive else "#1f77b4" for n in names]),
-        go.Scatter(x=labels, y=[ag[n]["chance"] for n in names], mode="markers", name="chance",
-                   marker=dict(symbol="line-ew-open", size=28, color="black", line=dict(width=2))),
-    ])
-    fig.update_layout(yaxis=dict(range=[0, 1], title="fraction sharing the value"), height=320,
-                      margin=dict(l=10, r=10, t=20, b=10), legend=dict(orientation="h", y=-0.2))
+    fig = figures.bars_against(names, [ag[n]["agreement"] for n in names],
+                               [ag[n]["chance"] for n in names], inactive,
+                               value_name="neighbour agreement", reference_name="chance",
+                               y_title="fraction sharing the value", y_range=[0, 1],
+                               height=320)
     st.plotly_chart(fig, key="r_agree")
 
     if not ds.is_grid:

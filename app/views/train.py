@@ -1,8 +1,9 @@
 """Train: choose the weak set supervision, launch runs, and watch them train.
 
 For every factor, set A and set B each say whether it is active (varies within the set) or
-inactive (held at one random value per set); set B may be unconstrained (seed 000 section 3,
-Figure 2). Presets are the papers' hyperparameters (seed 001 S8) or a quick CPU version.
+inactive (held at one random value per set); set B may be unconstrained (the ACC paper,
+section 3 and Figure 2). Presets are the papers' hyperparameters (the ABC supplement, S8)
+or a quick CPU version.
 Launching only queues the run in the store and makes sure a worker process is alive: the
 app never trains in its own process, so a refresh or a second tab loses nothing.
 """
@@ -11,10 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import streamlit as st
 
 import common
+import watcher
 from acc_core import data as data_sources
 from acc_core.config import (AUGMENTATIONS, SIMILARITIES, DataConfig, ModelConfig, RunConfig,
                              SetSpec, preset, validate)
@@ -139,7 +140,8 @@ def factor_table(ds, names: list[str]) -> None:
     st.markdown("**Weak supervision**: which factors are held fixed within each set?")
     st.toggle("Set B unconstrained (a random sample of everything, no factor held fixed)",
               key="t_b_unconstrained",
-              help="Seed 000 shows that ACC still isolates factors when only set A is grouped.")
+              help="The ACC paper shows that factors are still isolated when only set A "
+                   "is grouped.")
     head = st.columns([3, 1, 3, 3])
     head[0].caption("factor")
     head[1].caption("values")
@@ -157,13 +159,19 @@ def factor_table(ds, names: list[str]) -> None:
     st.caption("Inactive = held at one random value for the whole set, active = varies. "
                "ACC can only use factors that vary in both sets to match them, so the "
                "embedding should keep (some of) the active factors and drop the inactive ones.")
+    held = RunConfig.from_json(ss["t_base"]).data.held_out
+    for name, values in held.items():
+        k = ds.factor_index(name)
+        shown = ", ".join(str(ds.value_labels[k][v]) for v in values)
+        st.caption(f"Held out by the preset: {name} {shown} never appears in training, so "
+                   "retrieval can be tested on a class the network has not seen.")
 
 
 def hyperparameters() -> None:
     c = st.columns(4)
     c[0].selectbox("Method", list(METHODS), format_func=METHODS.get, key="t_method",
                    help="The baseline matches two hue augmentations of the same image "
-                        "(seed 000 Figure 3c, bottom) instead of sets.")
+                        "(the ACC paper, Figure 3c bottom) instead of sets.")
     c[1].selectbox("Similarity", list(SIMILARITIES), key="t_similarity",
                    format_func=lambda s: f"{s} ({SIMILARITY_HELP[s]})")
     c[2].number_input("Temperature τ", min_value=1e-3, max_value=1e3, key="t_temperature",
@@ -193,138 +201,38 @@ def hyperparameters() -> None:
                       key="t_double_aug")
 
 
+def estimate_text(configs: list[RunConfig]) -> str:
+    """The run-time estimate on this machine, and which of the runs already exist."""
+    store = common.store()
+    existing = [store.get(c.run_id) for c in configs]
+    todo = [c for c, r in zip(configs, existing) if r is None or r.status != "done"]
+    if not todo:
+        return ("Already trained: the same settings are the same run, so Launch only opens "
+                "it on the other pages.")
+    per_run = common.fmt_seconds(common.estimate_seconds(todo[0].canonical_json()))
+    text = f"Estimated run time on this machine: about **{per_run}**"
+    if len(todo) > 1:
+        text += f" per run, {len(todo)} runs one after another"
+    if len(todo) < len(configs):
+        text += f" ({len(configs) - len(todo)} of these settings are already trained)"
+    return text + "."
+
+
 def launch(configs: list[RunConfig]) -> None:
     from acc_core.worker import ensure_worker
 
     s = common.store()
-    recs = [s.submit(cfg) for cfg in configs]
+    # retry: launching the settings of a failed or cancelled run again resumes it.
+    recs = [s.submit(cfg, retry=True) for cfg in configs]
     ensure_worker(common.root())
     ss["t_watch"] = ss["t_watch_box"] = recs[0].run_id  # the watcher follows the launch
+    ss["selected_run"] = recs[0].run_id  # and so do the analysis pages
     already = [r for r in recs if r.status == "done"]
     msg = f"Queued {len(recs) - len(already)} run(s)."
     if already:
-        msg += f" {len(already)} identical run(s) had already finished: nothing to retrain."
+        msg += (f" {len(already)} already trained (same settings, same run): open it on the "
+                "Embeddings page.")
     ss["t_flash"] = msg
-
-
-# ----- watching a run ----------------------------------------------------------------------------
-def run_panel(run_id: str) -> None:
-    rec = common.get_run(run_id)
-    if rec is None:
-        st.warning("This run is no longer in the store.")
-        return
-    s = common.store()
-    st.markdown(f"**{common.STATUS_ICONS.get(rec.status, '')} {rec.status}** · "
-                f"{rec.label or rec.config.describe()} · `{rec.run_id}`")
-    st.progress(min(rec.step / max(rec.steps, 1), 1.0), text=f"step {rec.step} / {rec.steps}")
-    log = s.read_log(rec.run_id)
-    log = [r for r in log if "loss" in r and r.get("event") != "failed"]
-    last = log[-1] if log else {}
-    m = st.columns(4)
-    m[0].metric("loss", f"{last['loss']:.3f}" if last else "–")
-    m[1].metric("steps / s", f"{last.get('steps_per_s', 0):.2f}" if last else "–")
-    eta = last.get("eta_s") if rec.status == "running" else None
-    m[2].metric("ETA", common.fmt_seconds(eta) if rec.status == "running" else "–")
-    m[3].metric("updated", common.ago(rec.updated_at))
-    if rec.status == "failed":
-        st.error(f"This run failed: {rec.reason or 'no reason recorded'}")
-    elif rec.status == "interrupted":
-        st.warning(f"Interrupted ({rec.reason or 'worker stopped'}); a worker resumes it "
-                   "from its last checkpoint.")
-    elif rec.status == "cancelled":
-        st.info("Cancelled. Launch the same settings again to resume from the last checkpoint.")
-    elif rec.status == "done":
-        st.success("Done. Explore it on the other pages.")
-        c = st.columns(3)
-        c[0].page_link("views/embeddings.py", label="Embeddings", icon=":material/scatter_plot:")
-        c[1].page_link("views/information.py", label="Information", icon=":material/bar_chart:")
-        c[2].page_link("views/retrieval.py", label="Retrieval", icon=":material/image_search:")
-    if rec.status in ("queued", "running"):
-        if st.button("Cancel this run", key=f"cancel_{rec.run_id}"):
-            s.request_cancel(rec.run_id)
-            st.rerun()
-    if rec.status in ("failed", "cancelled") and st.button("Retry", key=f"retry_{rec.run_id}"):
-        from acc_core.worker import ensure_worker
-
-        s.submit(rec.config, retry=True)
-        ensure_worker(common.root())
-        st.rerun()
-
-    left, right = st.columns(2)
-    with left:
-        if log:
-            import plotly.graph_objects as go
-
-            steps = np.array([r["step"] for r in log])
-            loss = np.array([r["loss"] for r in log], dtype=float)
-            fig = go.Figure(go.Scatter(x=steps, y=loss, mode="lines", name="loss",
-                                       line=dict(color="#bbb")))
-            w = max(1, len(loss) // 30)
-            if w > 1:  # a running mean, so the trend is visible through the noise
-                smooth = np.convolve(loss, np.ones(w) / w, mode="valid")
-                fig.add_trace(go.Scatter(x=steps[w - 1:], y=smooth, mode="lines",
-                                         name=f"mean of {w}", line=dict(color="#1f77b4")))
-            fig.update_layout(title="ACC loss", xaxis_title="step", height=320,
-                              margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
-            st.plotly_chart(fig, key=f"loss_{rec.run_id}")
-        else:
-            st.caption("The loss curve appears with the first training step.")
-    with right:
-        latest_snapshot(rec)
-
-
-def latest_snapshot(rec) -> None:
-    steps = common.snapshot_steps(common.root(), rec.run_id, rec.step)
-    if not steps:
-        st.caption("The embedding's PCA appears with the first snapshot.")
-        return
-    ds = common.run_dataset(rec)
-    inactive = common.inactive_factors(rec.config)
-    active = [n for n in ds.factor_names if n not in inactive] or list(ds.factor_names)
-    name = st.selectbox("Colour by", ds.factor_names, index=ds.factor_names.index(active[0]),
-                        key=f"t_colour_{rec.run_id}",
-                        format_func=lambda n: f"{n} (inactive)" if n in inactive else n)
-    p = common.projection(common.root(), rec.run_id, steps[-1], "pca")
-    fig = common.scatter_by_factor(p["coords"], p["factors"], ds, ds.factor_names.index(name),
-                                   title=f"PCA of the embeddings at step {steps[-1]}", height=320)
-    fig.update_layout(dragmode="zoom")
-    st.plotly_chart(fig, key=f"pca_{rec.run_id}")
-
-
-@st.fragment(run_every=2.0)
-@common.guard
-def live_panel(run_id: str) -> None:
-    rec = common.get_run(run_id)
-    if rec is not None and rec.status in ("queued", "interrupted"):
-        from acc_core.worker import ensure_worker
-
-        ensure_worker(common.root())  # a worker that idled out or died is started again
-    run_panel(run_id)
-    if rec is not None and rec.status not in common.LIVE:
-        st.rerun()  # finished: redraw the page once, without the timer
-
-
-def watch() -> None:
-    st.subheader("Your runs")
-    runs = [r for r in common.list_runs() if r.source == "user"]
-    if not runs:
-        st.caption("Runs you launch appear here with live progress.")
-        return
-    # Default: the run launched from this tab, else a running one, else queued, else newest.
-    live = sorted((r for r in runs if r.status in common.LIVE),
-                  key=lambda r: common.LIVE.index(r.status) if r.status != "running" else -1)
-    ids = [r.run_id for r in runs]
-    by_id = {r.run_id: r for r in runs}
-    if ss.get("t_watch_box") not in ids:
-        last = ss.get("t_watch")
-        ss["t_watch_box"] = last if last in ids else (live or runs)[0].run_id
-    run_id = st.selectbox("Watch run", ids, format_func=lambda i: common.run_label(by_id[i]),
-                          key="t_watch_box")
-    ss["t_watch"] = run_id
-    if by_id[run_id].status in common.LIVE:
-        live_panel(run_id)
-    else:
-        run_panel(run_id)
 
 
 # ----- the page --------------------------------------------------------------------------------
@@ -338,15 +246,15 @@ def page() -> None:
                    help="shapes3d-procedural and digits need no download.")
     c[1].segmented_control("Preset", ["quick", "paper"], key="t_preset", required=True,
                            on_change=apply_preset,
-                           help="paper: the papers' hyperparameters (seed 001 S8); quick: "
-                                "smaller images and a larger learning rate for a CPU.")
+                           help="paper: the papers' hyperparameters (ABC supplement, S8); "
+                                "quick: smaller images and a larger learning rate for a CPU.")
     source = ss["t_source"]
     try:
         ds = common.dataset(source)
     except data_sources.DataError as e:
         st.error(str(e))
         save_form()
-        watch()
+        watcher.watch()
         return
     names = list(ds.factor_names)
     factor_table(ds, names)
@@ -361,19 +269,12 @@ def page() -> None:
     for msg in issues:
         st.error(msg)
     if configs and not issues:
-        per_run = common.estimate_seconds(configs[0].canonical_json())
-        n = len(configs)
-        store = common.store()
-        existing = [store.get(c.run_id) for c in configs]
-        done = sum(1 for r in existing if r is not None and r.status == "done")
-        note = f" ({done} of them already done)" if done else ""
-        st.info(f"Estimated run time on this machine: about **{common.fmt_seconds(per_run)}** "
-                f"per run; {n} run(s){note}, trained one after another.")
+        st.info(estimate_text(configs))
     if st.button("Launch", type="primary", disabled=bool(issues) or not configs, key="t_launch"):
         launch(configs)
     if ss.get("t_flash"):
         st.success(ss.pop("t_flash"))
-    watch()
+    watcher.watch()
 
 
 common.run_page(page)
