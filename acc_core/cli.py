@@ -252,7 +252,8 @@ def cmd_pretrained(args) -> int:
             print(f"{p['name']:<28}{p['run_id']:<14}{p.get('description', '')}")
         return 0
     if args.action == "build":
-        pretrained.build(args.name.split(",") if args.name else None, device=args.device)
+        pretrained.build(args.name.split(",") if args.name else None, device=args.device,
+                         force=args.force)
         return 0
     if not args.name:
         raise ValueError("name the pretrained run to reproduce; `acc pretrained list` shows them")
@@ -326,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="build NAMES trains and exports scenarios into pretrained/")
     pr.add_argument("name", nargs="?")
     pr.add_argument("--device")
+    pr.add_argument("--force", action="store_true", help="build: retrain even if shipped")
     pr.set_defaults(fn=cmd_pretrained)
     return p
 

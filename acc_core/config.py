@@ -171,7 +171,7 @@ def _paper(source: str) -> RunConfig:
         set_a=SetSpec(inactive=("digit",)),
         set_b=SetSpec(inactive=("digit",)),
         model=ModelConfig(encoder="mnist", embedding_dim=8),
-        train=TrainConfig(lr=1e-4, steps=500, set_size=64, checkpoint_every=100, snapshot_every=50),
+        train=TrainConfig(lr=1e-4, steps=500, set_size=64, checkpoint_every=100, snapshot_every=100),
     )
 
 

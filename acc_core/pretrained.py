@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -34,8 +35,12 @@ def _shapes(inactive_a, inactive_b, **train) -> RunConfig:
     )
 
 
+SEEDS = 5  # the reproduction report's seed statistics: seeds 0..4 of every Shapes3D scenario
+TEMPERATURES = (0.25, 4.0)  # with tau = 1 (the main run): the length scale sqrt(tau) moves
+
+
 def scenarios() -> dict[str, tuple[RunConfig, str]]:
-    """name -> (config, description)."""
+    """The main scenarios, shipped whole (weights included): name -> (config, description)."""
     wall = ("wall_hue",)
     s = {
         "shapes3d-no-inactive": (_shapes((), ()), "no set supervision: every factor active"),
@@ -62,6 +67,46 @@ def scenarios() -> dict[str, tuple[RunConfig, str]]:
     return s
 
 
+def _with_train(cfg: RunConfig, **train) -> RunConfig:
+    return cfg.replace(train=dataclasses.replace(cfg.train, **train))
+
+
+def extra_scenarios() -> dict[str, tuple[RunConfig, str]]:
+    """Runs behind the reproduction report, shipped light (evaluation, first and last
+    snapshot, no weights): seeds 1..4 of the six Shapes3D scenarios of Figure 3c, two more
+    temperatures, the appendix C split, and scenarios 2 and 4 with the `paper` preset."""
+    main = scenarios()
+    out: dict[str, tuple[RunConfig, str]] = {}
+    for name in ("shapes3d-no-inactive", "shapes3d-wall-hue", "shapes3d-wall-object-hue",
+                 "shapes3d-all-hues", "shapes3d-wall-hue-b-free", "shapes3d-hue-infonce"):
+        cfg, desc = main[name]
+        for seed in range(1, SEEDS):
+            out[f"{name}-seed{seed}"] = (_with_train(cfg, seed=seed), f"{desc} (seed {seed})")
+    wall_cfg = main["shapes3d-wall-hue"][0]
+    for tau in TEMPERATURES:
+        out[f"shapes3d-wall-hue-tau{tau:g}"] = (
+            _with_train(wall_cfg, temperature=tau), f"wall hue inactive, temperature tau = {tau:g}")
+    out["shapes3d-hues-scale"] = (
+        _shapes(HUES + ("scale",), HUES + ("scale",)),
+        "the three hues and scale inactive (appendix C: does shape split in two?)",
+    )
+    for name in ("shapes3d-wall-hue", "shapes3d-all-hues"):
+        paper = preset("paper", "shapes3d-procedural").replace(
+            set_a=main[name][0].set_a, set_b=main[name][0].set_b)
+        out[f"{name}-paper"] = (paper, main[name][1] + ", `paper` preset (64x64, 2,000 steps)")
+    return out
+
+
+def optional_scenarios() -> dict[str, tuple[RunConfig, str]]:
+    """Built only when asked for by name (their data is not bundled)."""
+    return {"mnist-style": (preset("paper", "mnist"),
+                            "digit style isolation on MNIST: sets grouped by digit, 9 held out, 8-D")}
+
+
+def all_scenarios() -> dict[str, tuple[RunConfig, str]]:
+    return {**scenarios(), **extra_scenarios(), **optional_scenarios()}
+
+
 def list_pretrained(root: Path | None = None) -> list[dict]:
     root = Path(root or PRETRAINED_DIR)
     out = []
@@ -73,8 +118,8 @@ def list_pretrained(root: Path | None = None) -> list[dict]:
 
 
 def export(run_dir: Path, name: str, description: str, *, dest: Path | None = None,
-           max_snapshots: int = 7) -> Path:
-    """Copy a finished run into the shipped folder, compactly."""
+           max_snapshots: int = 7, weights: bool = True) -> Path:
+    """Copy a finished run into the shipped folder, compactly (`weights=False`: no checkpoint)."""
     from acc_core import evaluate
 
     run_dir = Path(run_dir)
@@ -93,13 +138,14 @@ def export(run_dir: Path, name: str, description: str, *, dest: Path | None = No
                     tmp / "snapshots" / f"step_{steps[i]:07d}.npz",
                     embeddings=z["embeddings"].astype(np.float16), indices=z["indices"],
                     factors=z["factors"].astype(np.int8), step=z["step"])
-        ckpt = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
-        torch.save({"model": {k: v.half() for k, v in ckpt["model"].items()},
-                    "step": ckpt["step"], "config": ckpt["config"]}, tmp / "checkpoint.pt")
+        if weights:
+            ckpt = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+            torch.save({"model": {k: v.half() for k, v in ckpt["model"].items()},
+                        "step": ckpt["step"], "config": ckpt["config"]}, tmp / "checkpoint.pt")
         cfg = RunConfig.from_json((run_dir / "config.json").read_text())
         atomic_write_json(tmp / "meta.json", {
             "name": name, "description": description, "status": "done",
-            "step": cfg.train.steps, "exported": time.strftime("%Y-%m-%d"),
+            "step": cfg.train.steps, "exported": time.strftime("%Y-%m-%d"), "weights": weights,
         })
         evaluate.report(tmp)  # the cached evaluation ships with the run
         for method in ("pca",):
@@ -146,27 +192,39 @@ def reproduce(name: str, *, device: str | None = None, root: Path | None = None)
 
 
 def build(names: list[str] | None = None, *, device: str | None = None,
-          dest: Path | None = None) -> list[Path]:
-    """Train scenarios in the run store (cached by config) and export them."""
+          dest: Path | None = None, force: bool = False) -> list[Path]:
+    """Train scenarios in the run store (cached by config) and export them.
+
+    Without names: the main and extra scenarios. A scenario already shipped with the same
+    config is skipped unless `force`. Extra scenarios export light (no weights, two snapshots).
+    """
     from acc_core.store import RunStore
     from acc_core.train import train
 
-    table = scenarios()
+    table, extra = all_scenarios(), extra_scenarios()
     unknown = [n for n in names or [] if n not in table]
     if unknown:
         raise ValueError(f"unknown scenario {unknown[0]!r}; valid: {', '.join(table)}")
+    shipped = {p["name"]: p["run_id"] for p in list_pretrained(dest)} if not force else {}
     store = RunStore()
     out = []
-    for name in names or list(table):
+    for name in names or [*scenarios(), *extra]:
         cfg, description = table[name]
+        if shipped.get(name) == cfg.run_id:
+            print(f"{name}: already shipped ({cfg.run_id}), skipped", flush=True)
+            continue
         rec = store.submit(cfg, label=name, retry=True)
         if rec.status != "done":
-            if not store.claim(rec.run_id, f"build-{name}", __import__("os").getpid()):
+            if not store.claim(rec.run_id, f"build-{name}", os.getpid()):
                 raise RuntimeError(f"run {rec.run_id} for {name} is being trained elsewhere")
+            t0 = time.perf_counter()
             res = train(cfg, rec.dir, device=device)
             store.finish(rec.run_id, res["status"], step=res["step"], reason=res["reason"])
             if res["status"] != "done":
                 raise RuntimeError(f"{name} ended {res['status']}: {res['reason']}")
-        out.append(export(rec.dir, name, description, dest=dest))
+            print(f"{name}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
+        light = name in extra
+        out.append(export(rec.dir, name, description, dest=dest, weights=not light,
+                          max_snapshots=2 if light else 7))
         print(f"exported {name} -> {out[-1]}", flush=True)
     return out

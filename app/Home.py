@@ -7,6 +7,9 @@ runs to explore (pretrained and the user's own) and where to start.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 
@@ -15,17 +18,24 @@ import common
 st.set_page_config(page_title="ACC explorer", page_icon=":material/autorenew:", layout="wide")
 
 
-@st.cache_data(show_spinner=False)
-def example_sets(source: str = "shapes3d-procedural", inactive=("wall_hue", "floor_hue"),
-                 set_size: int = 6, seed: int = 3):
-    """Two sets (A, B) of image indices with `inactive` held fixed within each set."""
-    from acc_core.sets import SetSampler
+ASSETS = Path(__file__).resolve().parent / "assets"
 
-    ds = common.dataset(source)
-    rng = np.random.default_rng(seed)
-    a = SetSampler(ds, tuple(inactive), set_size).sample(rng, 1)[0]
-    b = SetSampler(ds, tuple(inactive), set_size).sample(rng, 1)[0]
-    return a.tolist(), b.tolist()
+
+@st.cache_data(show_spinner=False)
+def example_sets() -> dict:
+    """Two sets with wall and floor hue inactive, drawn by the real set sampler.
+
+    Read from `assets/home_sets.npz` (written by `assets/make_home_sets.py`, checked by the
+    tests), so the landing page opens without loading the renderer; drawn afresh if missing.
+    """
+    path = ASSETS / "home_sets.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    sys.path.insert(0, str(ASSETS))
+    from make_home_sets import draw
+
+    return draw()
 
 
 def home() -> None:
@@ -38,23 +48,20 @@ def home() -> None:
         "Because the fixed factors cannot help to match images across sets, the embedding "
         "drops them and keeps (some of) the active ones: with no labels, only set membership."
     )
-    source = "shapes3d-procedural"
-    ds = common.dataset(source)
-    a, b = example_sets(source)
-    fa, fb = ds.factors(a), ds.factors(b)
-    wall, floor = ds.factor_index("wall_hue"), ds.factor_index("floor_hue")
+    sets = example_sets()
+    names = [str(n) for n in sets["factor_names"]]
+    wall, floor = names.index("wall_hue"), names.index("floor_hue")
+    (la, lb) = sets["first_labels"]
     col_a, col_b = st.columns(2)
     with col_a:
-        st.markdown(f"**Set A**: wall hue {common.value_label(ds, wall, fa[0, wall])}, "
-                    f"floor hue {common.value_label(ds, floor, fa[0, floor])} for every image "
+        st.markdown(f"**Set A**: wall hue {la[wall]}, floor hue {la[floor]} for every image "
                     "(inactive); object hue, scale, shape and orientation vary (active).")
-        common.show_images(source, None, a, size=72, width=72)
+        st.image(list(sets["images"][0]), width=72)
     with col_b:
-        st.markdown(f"**Set B**: a different wall hue "
-                    f"({common.value_label(ds, wall, fb[0, wall])}) and floor hue "
-                    f"({common.value_label(ds, floor, fb[0, floor])}), the same factors active. "
+        st.markdown(f"**Set B**: a different wall hue ({lb[wall]}) and floor hue "
+                    f"({lb[floor]}), the same factors active. "
                     "Set B may also be *unconstrained*: a random sample of everything.")
-        common.show_images(source, None, b, size=72, width=72)
+        st.image(list(sets["images"][1]), width=72)
     st.caption("Images from the procedural Shapes3D renderer (six generative factors, "
                "480,000 combinations, no download). Sets are drawn by acc_core.sets, exactly "
                "as in training (the ACC paper, Figure 2).")

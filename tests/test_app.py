@@ -295,3 +295,27 @@ def test_failed_run_shows_its_reason(tmp_path, monkeypatch):
     assert not at.exception
     assert any("non-finite loss (nan) at step 4" in e.value for e in at.error)
     assert any(b.key == f"retry_{rec.run_id}" for b in at.button)
+
+
+def test_home_example_sets_are_a_real_draw(acc_home):
+    """The shipped Home picture equals a fresh draw of the sampler and renderer, and every
+    image of a set shares its inactive factors (wall and floor hue) while others vary."""
+    import importlib.util
+
+    import numpy as np
+
+    path = REPO / "app" / "assets" / "make_home_sets.py"
+    spec = importlib.util.spec_from_file_location("make_home_sets", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    fresh = mod.draw()
+    with np.load(REPO / "app" / "assets" / "home_sets.npz", allow_pickle=False) as z:
+        shipped = {k: z[k] for k in z.files}
+    assert set(shipped) == set(fresh)
+    for k in fresh:
+        np.testing.assert_array_equal(shipped[k], fresh[k], err_msg=k)
+    names = list(fresh["factor_names"])
+    for s in fresh["factors"]:  # (set_size, 6)
+        for k, name in enumerate(names):
+            same = bool((s[:, k] == s[0, k]).all())
+            assert same == (name in mod.INACTIVE), name
