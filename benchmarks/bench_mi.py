@@ -1,4 +1,4 @@
-"""Benchmark the noise sweep of I(U + N(0, σ²I); G) (seed 001 S1, Figures S1c,d) and print JSON.
+"""Benchmark the noise sweep of I(U + N(0, σ²I); G) (the ABC supplement S1, Figures S1c,d) and print JSON.
 
 Three ways to get the paper's sweep (40 σ x 6 factors) on 10,000 64-D embeddings with
 Shapes3D-like cluster structure, in the same run:

@@ -155,7 +155,7 @@ def test_class_retrieval_grid_shape_and_diagonal():
                 assert grid2[r, c] == members[d2[r, members].argmin()]
 
 
-# ----- loss Monte Carlo (seed 000 appendix D) --------------------------------------------------
+# ----- loss Monte Carlo (the ACC paper appendix D) --------------------------------------------------
 def test_identical_points_give_log_set_size():
     loss = loss_mc.random_loss_curve([2, 5, 16], [1, 3], n_trials=20, scale=0.0)
     np.testing.assert_allclose(loss, np.log([[2, 5, 16], [2, 5, 16]]), atol=1e-5)

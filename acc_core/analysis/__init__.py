@@ -1,11 +1,11 @@
 """Analyses of embeddings: pure functions over arrays (DESIGN.md, "Analysis").
 
-- `mi`: mutual information I(U; G) with Gaussian noise (seed 001 S1-S2), MINE, and the
-  2-D histogram estimate (seed 000 appendix B);
+- `mi`: mutual information I(U; G) with Gaussian noise (the ABC supplement S1-S2), MINE, and the
+  2-D histogram estimate (the ACC paper appendix B);
 - `project`: PCA and UMAP views, with an on-disk cache;
-- `probe`: per-factor classifiers on noisy embeddings (seed 000 appendix B, seed 001 S1);
-- `retrieval`: exact k nearest neighbours, per-factor agreement, class grids (seed 000 4.2);
-- `loss_mc`: the ACC loss of random uniform sets vs set size and dimension (seed 000 app. D).
+- `probe`: per-factor classifiers on noisy embeddings (the ACC paper appendix B, the ABC supplement S1);
+- `retrieval`: exact k nearest neighbours, per-factor agreement, class grids (the ACC paper 4.2);
+- `loss_mc`: the ACC loss of random uniform sets vs set size and dimension (the ACC paper appendix D).
 
 Nothing here sees a model or a trainer; `acc_core.evaluate` feeds these from the run store.
 """

@@ -1,6 +1,6 @@
 """Monte Carlo of the ACC loss for random embeddings against set size and dimension.
 
-Seed 000 appendix D, Figure 9: why ACC isolates more than one factor. Two sets of n
+The ACC paper appendix D, Figure 9: why ACC isolates more than one factor. Two sets of n
 points each are drawn uniformly from the unit hypercube [0, 1]^d ("ideal embeddings
 whose factors of variation are randomly distributed from the same distribution") and
 the ACC loss is averaged over 10,000 draws. Because the distribution is fixed rather

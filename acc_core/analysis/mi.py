@@ -1,9 +1,9 @@
 """Mutual information I(U; G) between embeddings U and a generative factor G.
 
-Seed 001 S1-S2: a deterministic encoder keeps all information, so Gaussian noise
+The ABC supplement S1-S2: a deterministic encoder keeps all information, so Gaussian noise
 η ~ N(0, σ²I) is added to the embeddings and I(U + η; G) is swept over 40 log-spaced σ;
 information about inactive factors vanishes below the loss's length scale (√τ for
-`l2sq`, τ for `l2`). Seed 000 appendix B: for 2-D embeddings, a histogram estimate.
+`l2sq`, τ for `l2`). The ACC paper appendix B: for 2-D embeddings, a histogram estimate.
 
 Three estimators, all over the empirical distribution of the N embeddings u_n (labels g_n):
 
@@ -24,8 +24,8 @@ Three estimators, all over the empirical distribution of the N embeddings u_n (l
   maximum is needed, and the own centre (e = 0) keeps the own-class sum away from 0. Sample
   centres i are a stratified draw (shuffled copies of 0..N-1), one ε per sample; the
   known mean of log(N / N_{g_i}), H(G), serves as a control variate.
-- `mine_mi`: MINE (Belghazi et al. 2018) as seed 001 S1 describes it.
-- `histogram_mi`: seed 000 appendix B, I = H(U) − H(U | G) on shared 2-D bins.
+- `mine_mi`: MINE (Belghazi et al. 2018) as the ABC supplement S1 describes it.
+- `histogram_mi`: the ACC paper appendix B, I = H(U) − H(U | G) on shared 2-D bins.
 
 All quantities are in nats.
 """
@@ -249,7 +249,7 @@ def noise_sweep(
     n_samples: int = 2048,
     seed: int = 0,
 ) -> dict:
-    """Seed 001 Figures S1c,d / S3: I(U + N(0, σ²I); G_k) over σ for every factor.
+    """The ABC supplement Figures S1c,d / S3: I(U + N(0, σ²I); G_k) over σ for every factor.
 
     Returns {sigmas (S,), mi (K, S), entropy (K,) = H(G_k) (the upper bound), factor_names,
     length_scale (√τ for l2sq, τ for l2, None for cosine), similarity, temperature}.
@@ -284,7 +284,7 @@ def noise_sweep(
 
 
 def histogram_mi(u2d, g, *, bins: int | None = None) -> float:
-    """Seed 000 appendix B: I(U; G) = H(U) − H(U | G) from a 2-D histogram, in nats.
+    """The ACC paper appendix B: I(U; G) = H(U) − H(U | G) from a 2-D histogram, in nats.
 
     The appendix uses "a histogram with √N bins"; we read that as √N bins in all, i.e.
     round(N^(1/4)) equal-width bins per axis over the data's range (√N per axis would
@@ -330,7 +330,7 @@ def mine_mi(
     factor_encoding: str = "scalar",
     ema_rate: float = 0.01,
 ) -> float:
-    """MINE estimate of I(U + N(0, σ²I); G) in nats (seed 001 S1; Belghazi et al. 2018).
+    """MINE estimate of I(U + N(0, σ²I); G) in nats (the ABC supplement S1; Belghazi et al. 2018).
 
     A statistics network T(t, g) (three 128-unit ReLU layers, scalar output) reads the
     concatenation of the noisy embedding and the factor value: `factor_encoding="scalar"`

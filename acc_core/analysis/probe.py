@@ -1,6 +1,6 @@
 """Classification probes: how well each generative factor can be read from noisy embeddings.
 
-Seed 000 appendix B (Figure 7) and seed 001 S1 (Figure S2): one small classifier per
+The ACC paper appendix B (Figure 7) and the ABC supplement S1 (Figure S2): one small classifier per
 factor (3 fully connected layers of 32 units, ReLU) takes the embedding as input; its
 test accuracy is a proxy for the mutual information. Gaussian noise of scale σ (√τ in
 the papers) is added to the embeddings to remove information on length scales below σ.

@@ -1,6 +1,6 @@
 """2-D views of embeddings: PCA (with explained variance) and UMAP, and an on-disk cache.
 
-Seed 001 S1 (Figure S1a,b) shows Shapes3D embeddings by their first two principal
+The ABC supplement S1 (Figure S1a,b) shows Shapes3D embeddings by their first two principal
 components (> 0.98 of the variance); UMAP (McInnes et al. 2018, umap-learn) is the
 non-linear view. Both are pure functions of an array; `cached_projection` stores results
 as .npz keyed by a hash of the array's bytes and the parameters, so the app recomputes

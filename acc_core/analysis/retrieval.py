@@ -1,6 +1,6 @@
 """Retrieval in embedding space: exact nearest neighbours, per-factor agreement, class grids.
 
-Seed 000 section 4.2 / Figure 4 (right) and seed 001 Figure S7: for a query image of each
+The ACC paper section 4.2 / Figure 4 (right) and the ABC supplement Figure S7: for a query image of each
 digit class, the nearest image of every class shows what the embedding isolated (style,
 not identity). `factor_agreement` is the quantitative companion: how often a query's
 nearest neighbours share each generative factor's value, against chance.
@@ -114,7 +114,7 @@ def factor_agreement(
 def class_retrieval_grid(
     u, labels, queries_per_class: int = 1, seed: int = 0, *, similarity: str = "l2sq"
 ) -> np.ndarray:
-    """Seed 000 Figure 4 (right): for a query of each class, its nearest image of every class.
+    """The ACC paper Figure 4 (right): for a query of each class, its nearest image of every class.
 
     Classes are the sorted distinct labels c_0 < c_1 < ...; queries are drawn at random
     (`seed`), `queries_per_class` per class. Returns int64 (C * q, C) image indices: row

@@ -1,0 +1,383 @@
+"""The numbers and figures of docs/REPRODUCTION.md, from the runs shipped in pretrained/.
+
+    python docs/make_reproduction.py            # everything (about 2 minutes on 2 cores)
+    python docs/make_reproduction.py --no-png   # numbers only (no browser needed)
+
+Writes docs/results/reproduction.json and, unless --no-png, docs/figures/repro_*.png
+(plotly figures rendered by headless Chromium at /usr/bin/chromium through Playwright).
+Every statistic is computed here from the shipped evaluation caches and snapshots; the
+runs themselves come from `acc pretrained build` (see docs/REPRODUCTION.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from acc_core import evaluate  # noqa: E402
+from acc_core.analysis import mi as mi_mod  # noqa: E402
+from acc_core.paths import PRETRAINED_DIR  # noqa: E402
+
+RESULTS = REPO / "docs" / "results"
+FIGURES = REPO / "docs" / "figures"
+FACTORS = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
+SCENARIOS = {  # the six Shapes3D scenarios of the ACC paper's Figure 3c
+    "shapes3d-no-inactive": "no inactive factor",
+    "shapes3d-wall-hue": "wall hue inactive",
+    "shapes3d-wall-object-hue": "wall + object hue inactive",
+    "shapes3d-all-hues": "all three hues inactive",
+    "shapes3d-wall-hue-b-free": "wall hue inactive in A, B unconstrained",
+    "shapes3d-hue-infonce": "hue double augmentation (InfoNCE)",
+}
+MNIST_TRAIN_IMAGES_WITHOUT_9 = 60_000 - 5_949  # MNIST's training split less its 5,949 nines
+
+
+def shipped(name: str) -> Path | None:
+    d = Path(PRETRAINED_DIR) / name
+    return d if (d / "config.json").exists() else None
+
+
+def seed_runs(name: str) -> list[Path]:
+    """The main run (seed 0) and its light seed copies, those present."""
+    names = [name] + [f"{name}-seed{k}" for k in range(1, 10)]
+    return [d for d in map(shipped, names) if d is not None]
+
+
+def _mean_sd(values) -> dict:
+    v = np.asarray(values, dtype=float)
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+            "n": int(len(v))}
+
+
+# ----- Figure 3c -------------------------------------------------------------------------------
+def rms_radius(u: np.ndarray) -> float:
+    x = u - u.mean(0)
+    return float(np.sqrt((x * x).sum(1).mean()))
+
+
+def untrained_at_relative_noise(run: Path, sigma: float) -> np.ndarray:
+    """MI of the untrained network at the same noise *relative to its spread* as the trained
+    one at σ: the untrained embeddings are ~50x smaller, so at σ = √τ they carry nothing."""
+    e0, e1 = evaluate.embeddings(run, "initial"), evaluate.embeddings(run, "final")
+    s0 = sigma * rms_radius(e0["u"]) / rms_radius(e1["u"])
+    return mi_mod.gaussian_channel_mi_multi(e0["u"], e0["factors"], [s0])[:, 0]
+
+
+def scenario_table() -> dict:
+    out = {}
+    for name, title in SCENARIOS.items():
+        runs = seed_runs(name)
+        if not runs:
+            continue
+        reps = [evaluate.report(r) if not (r / "eval" / "report.json").exists()
+                else json.loads((r / "eval" / "report.json").read_text()) for r in runs]
+        for r, rep in zip(runs, reps):
+            for f, v in zip(FACTORS, untrained_at_relative_noise(r, rep["sigma"])):
+                rep["factors"][f]["initial_mi_relative"] = float(v)
+        row = {"title": title, "seeds": len(reps), "inactive": reps[0]["inactive"],
+               "sigma": reps[0]["sigma"], "factors": {}}
+        for f in FACTORS:
+            row["factors"][f] = {key: _mean_sd([rep["factors"][f][key] for rep in reps])
+                                 for key in ("initial_mi", "initial_mi_relative", "final_mi", "final_probe",
+                                             "initial_agreement", "final_agreement")}
+            row["factors"][f]["entropy"] = reps[0]["entropy"][f]
+            row["factors"][f]["probe_chance"] = reps[0]["factors"][f]["probe_chance"]
+            row["factors"][f]["agreement_chance"] = reps[0]["factors"][f]["agreement_chance"]
+        out[name] = row
+    return out
+
+
+def fig3c(table: dict):
+    import pandas as pd
+    import plotly.express as px
+
+    rows = []
+    for name, row in table.items():
+        for f in FACTORS:
+            v = row["factors"][f]
+            tag = f + (" (inactive)" if f in row["inactive"] else "")
+            for key, network in (("initial_mi", "untrained, σ = √τ"),
+                                 ("initial_mi_relative", "untrained, same relative noise"),
+                                 ("final_mi", "trained, σ = √τ")):
+                rows.append({"scenario": f"{row['title']} (n={row['seeds']})", "factor": f,
+                             "network": network, "MI (nats)": v[key]["mean"],
+                             "sd": v[key]["sd"], "label": tag})
+    fig = px.bar(pd.DataFrame(rows), x="factor", y="MI (nats)", color="network", error_y="sd",
+                 barmode="group", facet_col="scenario", facet_col_wrap=3,
+                 category_orders={"factor": list(FACTORS)},
+                 color_discrete_map={"untrained, σ = √τ": "#dddddd",
+                                     "untrained, same relative noise": "#999999",
+                                     "trained, σ = √τ": "#1f77b4"})
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
+    fig.update_layout(title="I(U + N(0, σ²I); G) per factor at σ = √τ, mean ± sd over seeds",
+                      width=1200, height=640, margin=dict(l=40, r=10, t=70, b=40))
+    return fig
+
+
+# ----- noise sweeps and temperatures --------------------------------------------------------------
+def temperature_table() -> dict:
+    runs = {1.0: shipped("shapes3d-wall-hue"), 0.25: shipped("shapes3d-wall-hue-tau0.25"),
+            4.0: shipped("shapes3d-wall-hue-tau4")}
+    out = {}
+    for tau, run in sorted(runs.items()):
+        if run is None:
+            continue
+        sw = evaluate.noise_sweep(run, "final")
+        s, m = np.asarray(sw["sigmas"]), np.asarray(sw["mi"])
+        names = list(sw["factor_names"])
+        ls = math.sqrt(tau)
+        at_ls = evaluate.mi_at(run, ls, "final")
+        # σ at which each factor keeps half of its small-noise information
+        half = {}
+        for k, n in enumerate(names):
+            top = m[k, 0]
+            below = np.nonzero(m[k] < 0.5 * top)[0]
+            half[n] = float(s[below[0]]) if top > 0.05 and below.size else None
+        out[f"{tau:g}"] = {"length_scale": ls, "mi_at_length_scale": dict(zip(names, map(float, at_ls))),
+                           "sigma_half": half, "sweep": {"sigmas": s.tolist(), "mi": m.tolist(),
+                                                         "factor_names": names}}
+    return out
+
+
+def fig_sweeps(temps: dict):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    keys = list(temps)
+    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[f"τ = {k}" for k in keys],
+                        shared_yaxes=True)
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+    for c, key in enumerate(keys, start=1):
+        sw = temps[key]["sweep"]
+        for k, n in enumerate(sw["factor_names"]):
+            fig.add_trace(go.Scatter(x=sw["sigmas"], y=sw["mi"][k], name=n, legendgroup=n,
+                                     showlegend=c == 1, line=dict(color=colours[k],
+                                     dash="dash" if n == "wall_hue" else "solid")), 1, c)
+        fig.add_vline(x=temps[key]["length_scale"], line=dict(color="black", width=1, dash="dot"),
+                      row=1, col=c)
+        fig.update_xaxes(type="log", title="σ", row=1, col=c)
+    fig.update_yaxes(title="nats", row=1, col=1)
+    fig.update_layout(title="Noise sweeps, wall hue inactive (dashed); dotted line: √τ",
+                      width=1200, height=420, margin=dict(l=40, r=10, t=70, b=40))
+    return fig
+
+
+# ----- appendix C: does shape split in two? ------------------------------------------------------
+def shape_split() -> dict | None:
+    run = shipped("shapes3d-hues-scale")
+    if run is None:
+        return None
+    e = evaluate.embeddings(run, "final")
+    shape = e["factors"][:, FACTORS.index("shape")]
+    cfg = json.loads((run / "config.json").read_text())
+    sigma = math.sqrt(cfg["train"]["temperature"])
+    groupings = {"cube+cylinder | sphere+capsule": (0, 0, 1, 1),
+                 "cube+sphere | cylinder+capsule": (0, 1, 0, 1),
+                 "cube+capsule | cylinder+sphere": (0, 1, 1, 0)}
+    out = {"sigma": sigma, "shape_mi": float(mi_mod.gaussian_channel_mi(e["u"], shape, [sigma])[0]),
+           "shape_entropy": mi_mod.entropy(shape), "pair_mi": {}}
+    for label, g in groupings.items():
+        grouped = np.asarray(g)[shape]
+        out["pair_mi"][label] = float(mi_mod.gaussian_channel_mi(e["u"], grouped, [sigma])[0])
+    # the mean embedding of each shape, and their distances: a split shows as two tight pairs
+    cents = np.stack([e["u"][shape == s].mean(0) for s in range(4)])
+    out["centroid_distances"] = np.linalg.norm(cents[:, None] - cents[None], axis=-1).round(3).tolist()
+    return out
+
+
+# ----- Figure 4: digit style -----------------------------------------------------------------------
+def style_measures(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ink (mean intensity, a stroke-thickness proxy) and slant (shear of the second moments)."""
+    x = images[..., 0].astype(np.float64) / 255.0  # (n, H, W)
+    h, w = x.shape[1:]
+    yy, xx = np.mgrid[0:h, 0:w]
+    mass = x.sum((1, 2)) + 1e-9
+    cy, cx = (x * yy).sum((1, 2)) / mass, (x * xx).sum((1, 2)) / mass
+    dy, dx = yy[None] - cy[:, None, None], xx[None] - cx[:, None, None]
+    mu11, mu02 = (x * dx * dy).sum((1, 2)) / mass, (x * dy * dy).sum((1, 2)) / mass
+    return mass / (h * w), -mu11 / mu02  # slant > 0: leaning right (y grows downwards)
+
+
+def _zscore_within(values: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    z = np.zeros_like(values)
+    for c in np.unique(classes):
+        m = classes == c
+        z[m] = (values[m] - values[m].mean()) / (values[m].std() + 1e-12)
+    return z
+
+
+def digit_style() -> dict | None:
+    run = shipped("digits-style")
+    if run is None:
+        return None
+    e = evaluate.embeddings(run, "final")
+    ds = evaluate.dataset(run)
+    digit = e["factors"][:, 0]
+    ink, slant = style_measures(ds.images(e["indices"]))
+    z_ink, z_slant = _zscore_within(ink, digit), _zscore_within(slant, digit)
+    u = e["u"] - e["u"][digit != 9].mean(0)
+    _, _, vt = np.linalg.svd(u[digit != 9], full_matrices=False)
+    pcs = u @ vt[:2].T  # (n, 2): PCA of the training digits, the 9s projected onto it
+
+    def best_corr(z, mask):
+        return max(abs(float(np.corrcoef(pcs[mask, j], z[mask])[0, 1])) for j in range(2))
+
+    train, nines = digit != 9, digit == 9
+    # retrieval across classes: each query's nearest image of every other class
+    from acc_core.analysis.retrieval import knn
+
+    matched = {"ink": [], "slant": []}
+    for c in range(10):
+        keys = np.nonzero(digit == c)[0]
+        queries = np.nonzero(digit != c)[0]
+        idx, _ = knn(e["u"][queries], e["u"][keys], 1)
+        nn = keys[np.asarray(idx)[:, 0]]
+        matched["ink"].append(np.stack([z_ink[queries], z_ink[nn]], 1))
+        matched["slant"].append(np.stack([z_slant[queries], z_slant[nn]], 1))
+    retrieval = {k: float(np.corrcoef(np.concatenate(v).T)[0, 1]) for k, v in matched.items()}
+    rep = json.loads((run / "eval" / "report.json").read_text())
+    return {
+        "pc_corr_ink_train": best_corr(z_ink, train), "pc_corr_slant_train": best_corr(z_slant, train),
+        "pc_corr_ink_nines": best_corr(z_ink, nines), "pc_corr_slant_nines": best_corr(z_slant, nines),
+        "retrieval_corr_ink": retrieval["ink"], "retrieval_corr_slant": retrieval["slant"],
+        "digit_probe": rep["factors"]["digit"]["final_probe"],
+        "digit_probe_untrained": rep["factors"]["digit"]["initial_probe"],
+        "digit_probe_chance": rep["factors"]["digit"]["probe_chance"],
+        "digit_mi": rep["factors"]["digit"]["final_mi"], "digit_entropy": rep["entropy"]["digit"],
+        "sigma": rep["sigma"], "n": int(len(digit)), "n_nines": int(nines.sum()),
+        "_pcs": pcs, "_ink": z_ink, "_slant": z_slant, "_digit": digit,
+    }
+
+
+def fig_digits(style: dict):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    pcs, digit = style["_pcs"], style["_digit"]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=(
+        "coloured by ink (within-digit z)", "coloured by slant (within-digit z)",
+        "held-out 9s (never trained on), by slant"))
+    tr, nn = digit != 9, digit == 9
+    for col, (z, mask) in enumerate([(style["_ink"], tr), (style["_slant"], tr),
+                                     (style["_slant"], nn)], start=1):
+        fig.add_trace(go.Scattergl(x=pcs[mask, 0], y=pcs[mask, 1], mode="markers",
+                                   marker=dict(size=5, color=np.clip(z[mask], -2, 2),
+                                               colorscale="RdBu", cmin=-2, cmax=2),
+                                   showlegend=False), 1, col)
+    fig.update_layout(title="Digit style: PCA of the 8-D embedding (the ACC paper, Figure 4)",
+                      width=1200, height=420, margin=dict(l=40, r=10, t=70, b=40))
+    return fig
+
+
+# ----- appendix D, Figure 9 ----------------------------------------------------------------------
+def random_loss(n_trials: int) -> dict:
+    from acc_core.analysis.loss_mc import random_loss_curve
+
+    sizes, dims = [2, 4, 8, 16, 32, 64], [1, 2, 3, 4, 6, 8]
+    loss, taus = random_loss_curve(sizes, dims, n_trials=n_trials, temperature="optimize",
+                                   return_temperature=True)
+    return {"set_sizes": sizes, "dims": dims, "loss": loss.tolist(), "temperature": taus.tolist(),
+            "n_trials": n_trials,
+            "best_dim_per_set_size": {n: dims[int(np.argmin(loss[:, j]))] for j, n in enumerate(sizes)}}
+
+
+def fig_random_loss(res: dict):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    loss = np.asarray(res["loss"])
+    for j, n in enumerate(res["set_sizes"]):
+        # normalised by log n, the loss of a uniform guess, so set sizes share an axis
+        fig.add_trace(go.Scatter(x=res["dims"], y=loss[:, j] / math.log(n), name=f"n = {n}",
+                                 mode="lines+markers"))
+    fig.update_layout(title="ACC loss of uniform random sets / log n, optimal τ per cell "
+                      f"({res['n_trials']} draws)", xaxis_title="dimension d",
+                      yaxis_title="loss / log n", width=800, height=420,
+                      margin=dict(l=40, r=10, t=70, b=40))
+    return fig
+
+
+# ----- output ----------------------------------------------------------------------------------------
+def save_png(figs: dict, out_dir: Path) -> None:
+    """Render plotly figures to PNG in headless Chromium (the browser the app's tests use)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                    args=["--no-sandbox", "--disable-gpu"])
+        for name, fig in figs.items():
+            w, h = int(fig.layout.width or 1000), int(fig.layout.height or 450)
+            page = browser.new_page(viewport={"width": w, "height": h})
+            page.set_content(fig.to_html(include_plotlyjs=True, full_html=True,
+                                         config={"staticPlot": True}))
+            page.wait_for_selector(".main-svg")
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(out_dir / f"{name}.png"))
+            page.close()
+        browser.close()
+
+
+def timing() -> dict | None:
+    path = REPO / "benchmarks" / "results" / "bench_train.json"
+    if not path.exists():
+        return None
+    b = json.loads(path.read_text())
+    mnist = b["configs"]["mnist_paper"]
+    steps_per_epoch = MNIST_TRAIN_IMAGES_WITHOUT_9 / 128  # a step embeds 2 sets of 64 images
+    return {"device": b["device"], "steps_per_s": mnist["steps_per_s"],
+            "steps_per_epoch": steps_per_epoch,
+            "seconds_per_epoch": steps_per_epoch / mnist["steps_per_s"],
+            "paper_k80_seconds_per_epoch": 47.8,
+            "preset_500_steps_seconds": b.get("mnist_paper_preset_500_steps_seconds")}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-png", action="store_true")
+    ap.add_argument("--mc-trials", type=int, default=2000)
+    args = ap.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    table, temps = scenario_table(), temperature_table()
+    style, split = digit_style(), shape_split()
+    mc = random_loss(args.mc_trials)
+    two_d = shipped("shapes3d-wall-hue-2d")
+    hist = None
+    if two_d is not None:
+        e = evaluate.embeddings(two_d, "final")
+        hist = {f: mi_mod.histogram_mi(e["u"], e["factors"][:, k]) for k, f in enumerate(FACTORS)}
+    out = {"scenarios": table, "temperatures": {k: {kk: vv for kk, vv in v.items() if kk != "sweep"}
+                                                for k, v in temps.items()},
+           "shape_split": split, "digit_style": {k: v for k, v in (style or {}).items()
+                                                 if not k.startswith("_")} or None,
+           "random_loss": mc, "histogram_mi_2d": hist, "timing": timing(),
+           "paper_preset": {}}
+    for name in ("shapes3d-wall-hue-paper", "shapes3d-all-hues-paper"):
+        run = shipped(name)
+        if run is not None:
+            rep = evaluate.report(run)
+            out["paper_preset"][name] = {f: {k: rep["factors"][f][k] for k in
+                                             ("initial_mi", "final_mi", "final_probe")}
+                                         for f in FACTORS}
+    (RESULTS / "reproduction.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
+    print(f"wrote {RESULTS / 'reproduction.json'}")
+    if not args.no_png:
+        figs = {"repro_fig3c": fig3c(table), "repro_random_loss": fig_random_loss(mc)}
+        if temps:
+            figs["repro_noise_sweeps"] = fig_sweeps(temps)
+        if style:
+            figs["repro_digit_style"] = fig_digits(style)
+        save_png(figs, FIGURES)
+        print("wrote " + ", ".join(f"docs/figures/{n}.png" for n in figs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
