@@ -113,8 +113,16 @@ def length_scale(cfg: RunConfig) -> float | None:
 
 # ----- the cache -------------------------------------------------------------------------------
 def _cache_path(run, name: str) -> Path:
-    d, _ = _run(run)
-    return d / "eval" / name
+    """The run's own eval/ folder; for a shipped run (it has meta.json) only what it shipped
+    is read there, and anything new is cached under ACC_HOME/pretrained-cache/<run id>/, so
+    the app never writes into the installed pretrained/ folder."""
+    d, cfg = _run(run)
+    own = d / "eval" / name
+    if own.exists() or not (d / "meta.json").exists():
+        return own
+    from acc_core.paths import acc_home
+
+    return acc_home() / "pretrained-cache" / cfg.run_id / "eval" / name
 
 
 def _key(**params) -> str:

@@ -21,6 +21,12 @@ def acc_home() -> Path:
     return Path(os.environ.get("ACC_HOME", "runs")).expanduser().resolve()
 
 
+def pretrained_dir() -> Path:
+    """The shipped runs: `ACC_PRETRAINED_DIR` if set, else the repository's pretrained/."""
+    env = os.environ.get("ACC_PRETRAINED_DIR")
+    return Path(env).expanduser().resolve() if env else PRETRAINED_DIR
+
+
 def data_dir() -> Path:
     env = os.environ.get("ACC_DATA_DIR")
     if env:

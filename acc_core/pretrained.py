@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from acc_core.config import ModelConfig, RunConfig, SetSpec, preset
-from acc_core.paths import PRETRAINED_DIR, atomic_path, atomic_write_json
+from acc_core.paths import atomic_path, atomic_write_json, pretrained_dir
 
 HUES = ("floor_hue", "wall_hue", "object_hue")
 
@@ -108,7 +108,7 @@ def all_scenarios() -> dict[str, tuple[RunConfig, str]]:
 
 
 def list_pretrained(root: Path | None = None) -> list[dict]:
-    root = Path(root or PRETRAINED_DIR)
+    root = Path(root or pretrained_dir())
     out = []
     for meta in sorted(root.glob("*/meta.json")):
         m = json.loads(meta.read_text())
@@ -123,7 +123,7 @@ def export(run_dir: Path, name: str, description: str, *, dest: Path | None = No
     from acc_core import evaluate
 
     run_dir = Path(run_dir)
-    out = Path(dest or PRETRAINED_DIR) / name
+    out = Path(dest or pretrained_dir()) / name
     tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None))
     try:
         shutil.copy(run_dir / "config.json", tmp / "config.json")
@@ -143,15 +143,16 @@ def export(run_dir: Path, name: str, description: str, *, dest: Path | None = No
             torch.save({"model": {k: v.half() for k, v in ckpt["model"].items()},
                         "step": ckpt["step"], "config": ckpt["config"]}, tmp / "checkpoint.pt")
         cfg = RunConfig.from_json((run_dir / "config.json").read_text())
-        atomic_write_json(tmp / "meta.json", {
-            "name": name, "description": description, "status": "done",
-            "step": cfg.train.steps, "exported": time.strftime("%Y-%m-%d"), "weights": weights,
-        })
         evaluate.report(tmp)  # the cached evaluation ships with the run
         for method in ("pca",):
             for which in ("initial", "final"):
                 evaluate.projection(tmp, which, method, 2)
         evaluate.noise_sweep(tmp, "initial")
+        # meta.json last: it marks the folder as shipped (evaluate then caches elsewhere)
+        atomic_write_json(tmp / "meta.json", {
+            "name": name, "description": description, "status": "done",
+            "step": cfg.train.steps, "exported": time.strftime("%Y-%m-%d"), "weights": weights,
+        })
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -37,7 +37,8 @@ import numpy as np
 
 from acc_core.config import RunConfig, validate
 from acc_core.data.base import DataError
-from acc_core.paths import PRETRAINED_DIR, acc_home, atomic_write_json
+from acc_core.paths import acc_home, atomic_write_json
+from acc_core.paths import pretrained_dir as paths_pretrained_dir
 
 STATUSES = ("queued", "running", "done", "failed", "interrupted", "cancelled")
 LIVE = ("queued", "running", "interrupted")  # a worker will still move these forward
@@ -132,7 +133,7 @@ class RunStore:
     def __init__(self, root=None, *, pretrained_dir=None):
         self.root = Path(root).expanduser().resolve() if root is not None else acc_home()
         if pretrained_dir is None:  # ACC_PRETRAINED_DIR: another folder of shipped runs
-            pretrained_dir = os.environ.get("ACC_PRETRAINED_DIR") or PRETRAINED_DIR
+            pretrained_dir = paths_pretrained_dir()
         self.pretrained_dir = Path(pretrained_dir)
         self.db_path = self.root / "runs.sqlite"
         try:

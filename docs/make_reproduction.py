@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from acc_core import evaluate  # noqa: E402
 from acc_core.analysis import mi as mi_mod  # noqa: E402
-from acc_core.paths import PRETRAINED_DIR  # noqa: E402
+from acc_core.paths import pretrained_dir  # noqa: E402
 
 RESULTS = REPO / "docs" / "results"
 FIGURES = REPO / "docs" / "figures"
@@ -41,7 +41,7 @@ MNIST_TRAIN_IMAGES_WITHOUT_9 = 60_000 - 5_949  # MNIST's training split less its
 
 
 def shipped(name: str) -> Path | None:
-    d = Path(PRETRAINED_DIR) / name
+    d = pretrained_dir() / name
     return d if (d / "config.json").exists() else None
 
 

@@ -1,0 +1,113 @@
+"""Shipped runs: the scenario table, export, listing, reproduce, and read-only caching."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from acc_core import evaluate, pretrained
+from acc_core.config import preset
+
+
+def tiny(seed: int = 0):
+    cfg = preset("quick", "shapes3d-procedural")
+    return cfg.replace(
+        model=dataclasses.replace(cfg.model, embedding_dim=8),
+        train=dataclasses.replace(cfg.train, steps=6, set_size=8, snapshot_every=3,
+                                  checkpoint_every=3, probe_size=200, seed=seed))
+
+
+def test_scenarios_cover_the_papers_settings():
+    s = pretrained.scenarios()
+    hues = {"floor_hue", "wall_hue", "object_hue"}
+    assert set(s["shapes3d-no-inactive"][0].set_a.inactive) == set()
+    assert set(s["shapes3d-all-hues"][0].set_a.inactive) == hues
+    b_free = s["shapes3d-wall-hue-b-free"][0]
+    assert b_free.set_a.inactive == ("wall_hue",) and b_free.set_b.inactive == ()
+    assert s["shapes3d-hue-infonce"][0].train.method == "hue_infonce"
+    assert s["shapes3d-wall-hue-2d"][0].model.embedding_dim == 2
+    digits = s["digits-style"][0]
+    assert digits.data.held_out == {"digit": (9,)} and digits.model.embedding_dim == 8
+    extra = pretrained.extra_scenarios()
+    # five seeds for each of the six Shapes3D scenarios of Figure 3c
+    for name in list(s)[:6]:
+        seeds = {s[name][0].train.seed} | {extra[f"{name}-seed{k}"][0].train.seed for k in range(1, 5)}
+        assert seeds == {0, 1, 2, 3, 4}
+        assert extra[f"{name}-seed1"][0].replace(train=s[name][0].train) == s[name][0]
+    taus = {extra[n][0].train.temperature for n in extra if "-tau" in n} | {1.0}
+    assert len(taus) >= 3
+    paper = extra["shapes3d-all-hues-paper"][0]
+    assert paper.train.steps == 2000 and paper.train.lr == 3e-5 and paper.data.image_size is None
+    ids = [c.run_id for c, _ in pretrained.all_scenarios().values()]
+    assert len(ids) == len(set(ids))  # every scenario is a distinct run
+
+
+@pytest.fixture
+def shipped(acc_home, tmp_path, monkeypatch):
+    """A tiny run trained in the store, exported light into a private pretrained folder."""
+    from acc_core.store import RunStore
+    from acc_core.train import train
+
+    dest = tmp_path / "shipped"
+    dest.mkdir()
+    monkeypatch.setenv("ACC_PRETRAINED_DIR", str(dest))
+    cfg = tiny()
+    store = RunStore()
+    rec = store.submit(cfg)
+    assert store.claim(rec.run_id, "test", os.getpid())
+    res = train(cfg, rec.dir, device="cpu")
+    store.finish(rec.run_id, res["status"], step=res["step"], reason=res["reason"])
+    out = pretrained.export(rec.dir, "tiny", "a tiny run", dest=dest, weights=True)
+    return cfg, out
+
+
+def test_export_ships_a_compact_self_contained_run(shipped, acc_home):
+    cfg, out = shipped
+    assert {p.name for p in out.iterdir()} >= {"config.json", "log.jsonl", "meta.json",
+                                               "snapshots", "eval", "checkpoint.pt"}
+    with np.load(next((out / "snapshots").glob("*.npz"))) as z:
+        assert z["embeddings"].dtype == np.float16
+    rep = json.loads((out / "eval" / "report.json").read_text())
+    assert rep["run_id"] == cfg.run_id and set(rep["factors"]) == set(evaluate.dataset(out).factor_names)
+    listed = pretrained.list_pretrained()
+    assert [p["name"] for p in listed] == ["tiny"] and listed[0]["run_id"] == cfg.run_id
+    # with the user's own copy gone, the app and CLI still see it as a finished run
+    from acc_core.store import RunStore
+
+    assert RunStore(acc_home.parent / "elsewhere").get(cfg.run_id).status == "done"
+
+
+def test_new_analyses_of_a_shipped_run_are_cached_outside_it(shipped, acc_home):
+    _, out = shipped
+    before = sorted(p.name for p in (out / "eval").iterdir())
+    v = evaluate.mi_at(out, 0.123)  # a noise scale the shipped cache does not hold
+    assert v.shape == (6,) and np.all(np.isfinite(v))
+    assert sorted(p.name for p in (out / "eval").iterdir()) == before
+    cached = list((acc_home / "pretrained-cache").rglob("mi_*.json"))
+    assert len(cached) == 1
+    np.testing.assert_allclose(evaluate.mi_at(out, 0.123), v)
+
+
+def test_reproduce_retrains_and_compares(shipped):
+    _, out = shipped
+    res = pretrained.reproduce("tiny", device="cpu")
+    assert res["train_seconds"] > 0
+    for row in res["factors"].values():
+        # the CPU is deterministic: the same config gives the same evaluation
+        assert row["new_mi"] == pytest.approx(row["shipped_mi"], abs=0.02)
+
+
+def test_cli_lists_and_rejects_unknown_names(shipped):
+    r = subprocess.run([sys.executable, "-m", "acc_core.cli", "pretrained", "list"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "tiny" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "acc_core.cli", "pretrained", "reproduce", "nope"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "unknown pretrained run 'nope'" in r.stderr
+    assert "Traceback" not in r.stderr
