@@ -33,7 +33,7 @@ def _held_out(items: list[str] | None) -> dict:
 
 def config_from_args(args):
     """Preset first, then every flag that was given overrides it."""
-    from acc_core.config import DataConfig, ModelConfig, SetSpec, preset
+    from acc_core.config import ModelConfig, SetSpec, preset
 
     cfg = preset(args.preset, args.data)
     d, m, t = cfg.data, cfg.model, cfg.train

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from acc_core.config import ModelConfig, RunConfig, SetSpec, preset
-from acc_core.paths import atomic_path, atomic_write_json, pretrained_dir
+from acc_core.paths import atomic_write_json, pretrained_dir
 
 HUES = ("floor_hue", "wall_hue", "object_hue")
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import colorsys
 import json
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw

@@ -20,3 +20,17 @@ def _no_user_data_dir(tmp_path_factory, monkeypatch):
     """Tests never read or write the user's data dir."""
     if "ACC_DATA_DIR" not in os.environ:
         monkeypatch.setenv("ACC_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data"))
+
+
+def tiny_shapes_config(seed: int = 0, steps: int = 10, probe_size: int = 300):
+    """A run that trains in seconds on a CPU: procedural Shapes3D at 32 px, 8-D, sets of 8."""
+    import dataclasses
+
+    from acc_core.config import preset
+
+    cfg = preset("quick", "shapes3d-procedural")
+    every = max(1, steps // 2)
+    return cfg.replace(
+        model=dataclasses.replace(cfg.model, embedding_dim=8),
+        train=dataclasses.replace(cfg.train, steps=steps, set_size=8, snapshot_every=every,
+                                  checkpoint_every=every, probe_size=probe_size, seed=seed))

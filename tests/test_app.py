@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import tiny_shapes_config
 from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,15 +26,7 @@ TIMEOUT = 120
 
 def tiny_config(seed: int = 0):
     """A run that trains in seconds on a CPU: procedural Shapes3D at 32 px, 10 steps."""
-    import dataclasses
-
-    from acc_core.config import preset
-
-    cfg = preset("quick", "shapes3d-procedural")
-    return cfg.replace(
-        model=dataclasses.replace(cfg.model, embedding_dim=8),
-        train=dataclasses.replace(cfg.train, steps=10, set_size=8, snapshot_every=5,
-                                  checkpoint_every=5, probe_size=300, seed=seed))
+    return tiny_shapes_config(seed=seed, steps=10)
 
 
 @pytest.fixture(scope="module")

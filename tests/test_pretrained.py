@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -10,17 +9,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import tiny_shapes_config
 
 from acc_core import evaluate, pretrained
-from acc_core.config import preset
-
-
-def tiny(seed: int = 0):
-    cfg = preset("quick", "shapes3d-procedural")
-    return cfg.replace(
-        model=dataclasses.replace(cfg.model, embedding_dim=8),
-        train=dataclasses.replace(cfg.train, steps=6, set_size=8, snapshot_every=3,
-                                  checkpoint_every=3, probe_size=200, seed=seed))
 
 
 def test_scenarios_cover_the_papers_settings():
@@ -57,7 +48,7 @@ def shipped(acc_home, tmp_path, monkeypatch):
     dest = tmp_path / "shipped"
     dest.mkdir()
     monkeypatch.setenv("ACC_PRETRAINED_DIR", str(dest))
-    cfg = tiny()
+    cfg = tiny_shapes_config(steps=6, probe_size=200)
     store = RunStore()
     rec = store.submit(cfg)
     assert store.claim(rec.run_id, "test", os.getpid())

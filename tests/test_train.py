@@ -1,7 +1,6 @@
 """The training loop: determinism, resume after SIGKILL, NaN handling, cancel, snapshots."""
 
 import dataclasses
-import os
 import signal
 import subprocess
 import sys
