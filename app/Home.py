@@ -68,12 +68,17 @@ def home() -> None:
 
     st.subheader("Runs")
     runs = common.list_runs()
+    seed_copies = [r for r in runs if common.is_seed_copy(r)]
     if runs:
-        df = common.runs_table(runs)
+        df = common.runs_table([r for r in runs if not common.is_seed_copy(r)])
         st.dataframe(df, hide_index=True, width="stretch", column_config={
             "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
                                                         format="percent"),
         })
+        if seed_copies:
+            st.caption(f"Also shipped: {len(seed_copies)} more seeds of the pretrained Shapes3D "
+                       "scenarios (named '…-seed1' to '…-seed4'); the Information page shows "
+                       "their spread.")
         live = sum(r.status in ("queued", "running") for r in runs)
         st.caption(f"{len(runs)} runs ({live} queued or running). Runs live in "
                    f"`{common.root()}` and train in a background worker, so they survive a "

@@ -81,7 +81,15 @@ def list_runs(status=None, *, reap: bool = True) -> list:
     if status is not None:
         wanted = (status,) if isinstance(status, str) else tuple(status)
         runs = [r for r in runs if r.status in wanted]
-    return runs
+    # the shipped seed copies (behind the across-seeds plots) after everything else
+    return sorted(runs, key=is_seed_copy)  # stable: the store's order otherwise
+
+
+def is_seed_copy(r) -> bool:
+    """A shipped extra seed of a pretrained scenario (named '<scenario>-seedN')."""
+    import re
+
+    return r.source == "pretrained" and bool(re.search(r"-seed\d+$", r.label or ""))
 
 
 def get_run(run_id: str):

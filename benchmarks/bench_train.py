@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -159,6 +160,7 @@ def main() -> None:
     from acc_core import data as data_sources
 
     out = {"device": str(device), "torch_threads": torch.get_num_threads(),
+           "load_average_1min_at_start": round(os.getloadavg()[0], 2),
            "matmul_gflops_fp32": round(matmul_gflops(device), 1), "configs": {}}
     mnist, mnist_name = mnist_dataset()
     cases = [
