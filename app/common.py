@@ -131,8 +131,8 @@ def runs_table(runs: list):
     rows = [{
         "status": r.status,
         "run": r.label or r.config.describe(),
-        "inactive in A": ", ".join(r.config.set_a.inactive) or "-",
-        "inactive in B": ", ".join(r.config.set_b.inactive) or "unconstrained",
+        "inactive in A": ", ".join(r.config.set_a.inactive) or "none (random sample)",
+        "inactive in B": ", ".join(r.config.set_b.inactive) or "none (random sample)",
         "progress": (r.step / r.steps) if r.steps else 0.0,
         "from": r.source,
         "id": r.run_id[:8],
