@@ -200,7 +200,7 @@ def build(names: list[str] | None = None, *, device: str | None = None,
     config is skipped unless `force`. Extra scenarios export light (no weights, two snapshots).
     """
     from acc_core.store import RunStore
-    from acc_core.train import train
+    from acc_core.train import load_dataset, train
 
     table, extra = all_scenarios(), extra_scenarios()
     unknown = [n for n in names or [] if n not in table]
@@ -214,6 +214,7 @@ def build(names: list[str] | None = None, *, device: str | None = None,
         if shipped.get(name) == cfg.run_id:
             print(f"{name}: already shipped ({cfg.run_id}), skipped", flush=True)
             continue
+        load_dataset(cfg)  # a missing dataset fails here, before anything is queued
         rec = store.submit(cfg, label=name, retry=True)
         if rec.status != "done":
             if not store.claim(rec.run_id, f"build-{name}", os.getpid()):

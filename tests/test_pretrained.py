@@ -102,3 +102,17 @@ def test_cli_lists_and_rejects_unknown_names(shipped):
                        capture_output=True, text=True)
     assert r.returncode != 0 and "unknown pretrained run 'nope'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_build_with_missing_data_queues_nothing(acc_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("ACC_DATA_DIR", str(tmp_path / "empty"))
+    with pytest.raises(Exception, match="acc data download mnist"):
+        pretrained.build(["mnist-style"], dest=tmp_path / "dest")
+    from acc_core.store import RunStore
+
+    assert RunStore().list_runs(include_pretrained=False) == []
+
+
+def test_build_rejects_unknown_scenarios(acc_home):
+    with pytest.raises(ValueError, match="unknown scenario 'nope'"):
+        pretrained.build(["nope"])
