@@ -63,14 +63,6 @@ def rms_radius(u: np.ndarray) -> float:
     return float(np.sqrt((x * x).sum(1).mean()))
 
 
-def untrained_at_relative_noise(run: Path, sigma: float) -> np.ndarray:
-    """MI of the untrained network at the same noise *relative to its spread* as the trained
-    one at σ: the untrained embeddings are ~50x smaller, so at σ = √τ they carry nothing."""
-    e0, e1 = evaluate.embeddings(run, "initial"), evaluate.embeddings(run, "final")
-    s0 = sigma * rms_radius(e0["u"]) / rms_radius(e1["u"])
-    return mi_mod.gaussian_channel_mi_multi(e0["u"], e0["factors"], [s0])[:, 0]
-
-
 def scenario_table() -> dict:
     out = {}
     for name, title in SCENARIOS.items():
@@ -80,13 +72,14 @@ def scenario_table() -> dict:
         reps = [evaluate.report(r) if not (r / "eval" / "report.json").exists()
                 else json.loads((r / "eval" / "report.json").read_text()) for r in runs]
         for r, rep in zip(runs, reps):
-            for f, v in zip(FACTORS, untrained_at_relative_noise(r, rep["sigma"])):
-                rep["factors"][f]["initial_mi_relative"] = float(v)
+            rep["rms_radius"] = {w: rms_radius(evaluate.embeddings(r, w)["u"]) for w in ("initial", "final")}
         row = {"title": title, "seeds": len(reps), "inactive": reps[0]["inactive"],
-               "sigma": reps[0]["sigma"], "factors": {}}
+               "sigma": reps[0]["sigma"], "factors": {},
+               "rms_radius_untrained": _mean_sd([rep["rms_radius"]["initial"] for rep in reps]),
+               "rms_radius_trained": _mean_sd([rep["rms_radius"]["final"] for rep in reps])}
         for f in FACTORS:
             row["factors"][f] = {key: _mean_sd([rep["factors"][f][key] for rep in reps])
-                                 for key in ("initial_mi", "initial_mi_relative", "final_mi", "final_probe",
+                                 for key in ("initial_mi", "final_mi", "final_probe",
                                              "initial_agreement", "final_agreement")}
             row["factors"][f]["entropy"] = reps[0]["entropy"][f]
             row["factors"][f]["probe_chance"] = reps[0]["factors"][f]["probe_chance"]
@@ -104,18 +97,14 @@ def fig3c(table: dict):
         for f in FACTORS:
             v = row["factors"][f]
             tag = f + (" (inactive)" if f in row["inactive"] else "")
-            for key, network in (("initial_mi", "untrained, σ = √τ"),
-                                 ("initial_mi_relative", "untrained, same relative noise"),
-                                 ("final_mi", "trained, σ = √τ")):
+            for key, network in (("initial_mi", "untrained"), ("final_mi", "trained")):
                 rows.append({"scenario": f"{row['title']} (n={row['seeds']})", "factor": f,
                              "network": network, "MI (nats)": v[key]["mean"],
                              "sd": v[key]["sd"], "label": tag})
     fig = px.bar(pd.DataFrame(rows), x="factor", y="MI (nats)", color="network", error_y="sd",
                  barmode="group", facet_col="scenario", facet_col_wrap=3,
                  category_orders={"factor": list(FACTORS)},
-                 color_discrete_map={"untrained, σ = √τ": "#dddddd",
-                                     "untrained, same relative noise": "#999999",
-                                     "trained, σ = √τ": "#1f77b4"})
+                 color_discrete_map={"untrained": "#aaaaaa", "trained": "#1f77b4"})
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
     fig.update_layout(title="I(U + N(0, σ²I); G) per factor at σ = √τ, mean ± sd over seeds",
                       width=1200, height=640, margin=dict(l=40, r=10, t=70, b=40))
@@ -339,6 +328,69 @@ def timing() -> dict | None:
             "preset_500_steps_seconds": b.get("mnist_paper_preset_500_steps_seconds")}
 
 
+def _ms(v: dict, digits: int = 2) -> str:
+    return f"{v['mean']:.{digits}f} ± {v['sd']:.{digits}f}" if v["n"] > 1 else f"{v['mean']:.{digits}f}"
+
+
+def markdown(out: dict) -> str:
+    """The tables of docs/REPRODUCTION.md, written from the numbers above."""
+    lines = []
+    sc = out["scenarios"]
+    if sc:
+        lines += ["### MI at σ = √τ per factor (nats, mean ± sd over seeds)", "",
+                  "| scenario | seeds | " + " | ".join(FACTORS) + " |",
+                  "| --- | --- | " + " | ".join("---" for _ in FACTORS) + " |"]
+        first = next(iter(sc.values()))
+        lines.append("| H(G), the most there is | | " + " | ".join(
+            f"{first['factors'][f]['entropy']:.2f}" for f in FACTORS) + " |")
+        for name, row in sc.items():
+            cells = []
+            for f in FACTORS:
+                c = _ms(row["factors"][f]["final_mi"])
+                cells.append(f"*{c}*" if f in row["inactive"] else c)
+            lines.append(f"| {row['title']} | {row['seeds']} | " + " | ".join(cells) + " |")
+        for name, row in list(sc.items())[:1]:
+            lines.append("| untrained network, σ = √τ (all runs alike) | " f"{row['seeds']} | " + " | ".join(
+                _ms(row["factors"][f]["initial_mi"]) for f in FACTORS) + " |")
+        lines += ["", "*italic*: inactive factor. RMS radius of the embeddings (untrained -> "
+                  "trained): " + "; ".join(
+                      f"{row['title']}: {row['rms_radius_untrained']['mean']:.3f} -> "
+                      f"{row['rms_radius_trained']['mean']:.2f}" for row in sc.values()) + "."]
+        lines += ["", "### Probe accuracy at σ = √τ (mean ± sd; chance in the header)", "",
+                  "| scenario | " + " | ".join(
+                      f"{f} ({first['factors'][f]['probe_chance']:.2f})" for f in FACTORS) + " |",
+                  "| --- | " + " | ".join("---" for _ in FACTORS) + " |"]
+        for name, row in sc.items():
+            lines.append(f"| {row['title']} | " + " | ".join(
+                _ms(row["factors"][f]["final_probe"]) for f in FACTORS) + " |")
+        lines += ["", "### kNN agreement (k = 10; chance in the header), untrained -> trained", "",
+                  "| scenario | " + " | ".join(
+                      f"{f} ({first['factors'][f]['agreement_chance']:.2f})" for f in FACTORS) + " |",
+                  "| --- | " + " | ".join("---" for _ in FACTORS) + " |"]
+        for name, row in sc.items():
+            lines.append(f"| {row['title']} | " + " | ".join(
+                f"{row['factors'][f]['initial_agreement']['mean']:.2f} -> "
+                f"{row['factors'][f]['final_agreement']['mean']:.2f}" for f in FACTORS) + " |")
+    if out["paper_preset"]:
+        lines += ["", "### `paper` preset (one seed): MI at σ = √τ", "",
+                  "| run | " + " | ".join(FACTORS) + " |",
+                  "| --- | " + " | ".join("---" for _ in FACTORS) + " |"]
+        for name, row in out["paper_preset"].items():
+            lines.append(f"| {name} | " + " | ".join(f"{row[f]['final_mi']:.2f}" for f in FACTORS) + " |")
+    if out["temperatures"]:
+        lines += ["", "### Temperatures (wall hue inactive)", "",
+                  "| τ | √τ | wall hue MI at √τ | object hue MI at √τ | floor hue MI at √τ | "
+                  "σ where object hue keeps half | σ where floor hue keeps half |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for tau, row in out["temperatures"].items():
+            m, h = row["mi_at_length_scale"], row["sigma_half"]
+            fmt = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
+            lines.append(f"| {tau} | {row['length_scale']:.2f} | {m['wall_hue']:.2f} | "
+                         f"{m['object_hue']:.2f} | {m['floor_hue']:.2f} | "
+                         f"{fmt(h['object_hue'])} | {fmt(h['floor_hue'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-png", action="store_true")
@@ -367,7 +419,8 @@ def main() -> int:
                                              ("initial_mi", "final_mi", "final_probe")}
                                          for f in FACTORS}
     (RESULTS / "reproduction.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
-    print(f"wrote {RESULTS / 'reproduction.json'}")
+    (RESULTS / "tables.md").write_text(markdown(out))
+    print(f"wrote {RESULTS / 'reproduction.json'} and {RESULTS / 'tables.md'}")
     if not args.no_png:
         figs = {"repro_fig3c": fig3c(table), "repro_random_loss": fig_random_loss(mc)}
         if temps:
