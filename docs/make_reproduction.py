@@ -270,7 +270,7 @@ def fig_digits(style: dict):
 def random_loss(n_trials: int) -> dict:
     from acc_core.analysis.loss_mc import random_loss_curve
 
-    sizes, dims = [2, 4, 8, 16, 32, 64], [1, 2, 3, 4, 6, 8]
+    sizes, dims = [2, 4, 8, 16, 32, 64], [1, 2, 3, 4, 5]  # the figure: one to five dimensions
     loss, taus = random_loss_curve(sizes, dims, n_trials=n_trials, temperature="optimize",
                                    return_temperature=True)
     return {"set_sizes": sizes, "dims": dims, "loss": loss.tolist(), "temperature": taus.tolist(),
@@ -388,7 +388,74 @@ def markdown(out: dict) -> str:
             lines.append(f"| {tau} | {row['length_scale']:.2f} | {m['wall_hue']:.2f} | "
                          f"{m['object_hue']:.2f} | {m['floor_hue']:.2f} | "
                          f"{fmt(h['object_hue'])} | {fmt(h['floor_hue'])} |")
+    ss = out.get("shape_split")
+    if ss:
+        lines += ["", "### Appendix C: shape information by pairing (hues and scale inactive)", "",
+                  f"MI at σ = {ss['sigma']:.2f}: 4-way shape {ss['shape_mi']:.3f} nats "
+                  f"(H = {ss['shape_entropy']:.2f}).", "",
+                  "| two-way grouping of the shapes | MI (nats, H = 0.69) |", "| --- | --- |"]
+        lines += [f"| {k} | {v:.3f} |" for k, v in ss["pair_mi"].items()]
+        names = ("cube", "cylinder", "sphere", "capsule")
+        lines += ["", "Distances between the shapes' mean embeddings:", "",
+                  "| | " + " | ".join(names) + " |", "| --- | " + " | ".join("---" for _ in names) + " |"]
+        lines += [f"| {n} | " + " | ".join(f"{x:.2f}" for x in row) + " |"
+                  for n, row in zip(names, ss["centroid_distances"])]
+    ds = out.get("digit_style")
+    if ds:
+        lines += ["", "### Digit style (digits-style run)", "",
+                  "| measure | value |", "| --- | --- |",
+                  f"| best \\|corr\\| of PC1/PC2 with ink (stroke thickness), digits 0-8 | {ds['pc_corr_ink_train']:.2f} |",
+                  f"| the same for slant, digits 0-8 | {ds['pc_corr_slant_train']:.2f} |",
+                  f"| ink, held-out 9s projected on the same PCs | {ds['pc_corr_ink_nines']:.2f} |",
+                  f"| slant, held-out 9s | {ds['pc_corr_slant_nines']:.2f} |",
+                  f"| ink of query vs its nearest image of each other digit (corr.) | {ds['retrieval_corr_ink']:.2f} |",
+                  f"| slant of query vs its nearest image of each other digit (corr.) | {ds['retrieval_corr_slant']:.2f} |",
+                  f"| digit probe accuracy at σ = {ds['sigma']:g} (untrained; chance) | {ds['digit_probe']:.2f} "
+                  f"({ds['digit_probe_untrained']:.2f}; {ds['digit_probe_chance']:.2f}) |",
+                  f"| digit MI at σ = {ds['sigma']:g} (H(digit)) | {ds['digit_mi']:.2f} ({ds['digit_entropy']:.2f}) |"]
+    mc = out.get("random_loss")
+    if mc:
+        lines += ["", f"### Appendix D: ACC loss of uniform random sets (optimal τ, {mc['n_trials']} draws)", "",
+                  "| d \\ n | " + " | ".join(str(n) for n in mc["set_sizes"]) + " |",
+                  "| --- | " + " | ".join("---" for _ in mc["set_sizes"]) + " |"]
+        lines += [f"| {d} | " + " | ".join(f"{v:.3f}" for v in row) + " |"
+                  for d, row in zip(mc["dims"], mc["loss"])]
+        lines += ["", "Dimension with the lowest loss, per set size: " + ", ".join(
+            f"n = {n}: d = {d}" for n, d in mc["best_dim_per_set_size"].items()) + "."]
+    tm = out.get("timing")
+    if tm:
+        lines += ["", "### Timing (the ABC supplement Table S2)", "",
+                  "| hardware | seconds per epoch of MNIST style isolation |", "| --- | --- |",
+                  f"| this machine, {tm['device']} (2 cores), {tm['steps_per_s']:.2f} steps/s x "
+                  f"{tm['steps_per_epoch']:.0f} steps | {tm['seconds_per_epoch']:.1f} |",
+                  f"| the paper: NVIDIA Tesla K80 (different hardware) | {tm['paper_k80_seconds_per_epoch']} |"]
+    hm = out.get("histogram_mi_2d")
+    if hm:
+        lines += ["", "### Appendix B: histogram MI of the 2-D run (wall hue inactive)", "",
+                  "| " + " | ".join(hm) + " |", "| " + " | ".join("---" for _ in hm) + " |",
+                  "| " + " | ".join(f"{v:.2f}" for v in hm.values()) + " |"]
     return "\n".join(lines) + "\n"
+
+
+def fill_document(tables: str, doc: Path) -> None:
+    """Put each '### title' table into REPRODUCTION.md where `<!-- table: title prefix -->`
+    ... `<!-- /table -->` marks it, so the document's numbers are this script's output."""
+    import re
+
+    blocks = {}
+    for chunk in tables.split("\n### ")[0:]:
+        chunk = chunk.removeprefix("### ")
+        title, _, body = chunk.partition("\n")
+        blocks[title.strip()] = body.strip("\n")
+    text = doc.read_text()
+
+    def sub(m):
+        prefix = m.group(1).strip()
+        hits = [t for t in blocks if t.startswith(prefix)]
+        body = blocks[hits[0]] if hits else "(not measured yet: the run is missing)"
+        return f"<!-- table: {prefix} -->\n{body}\n<!-- /table -->"
+
+    doc.write_text(re.sub(r"<!-- table: (.*?) -->.*?<!-- /table -->", sub, text, flags=re.S))
 
 
 def main() -> int:
@@ -419,7 +486,11 @@ def main() -> int:
                                              ("initial_mi", "final_mi", "final_probe")}
                                          for f in FACTORS}
     (RESULTS / "reproduction.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
-    (RESULTS / "tables.md").write_text(markdown(out))
+    tables = markdown(out)
+    (RESULTS / "tables.md").write_text(tables)
+    doc = REPO / "docs" / "REPRODUCTION.md"
+    if doc.exists():
+        fill_document(tables, doc)
     print(f"wrote {RESULTS / 'reproduction.json'} and {RESULTS / 'tables.md'}")
     if not args.no_png:
         figs = {"repro_fig3c": fig3c(table), "repro_random_loss": fig_random_loss(mc)}
