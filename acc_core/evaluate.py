@@ -65,13 +65,17 @@ def _load_snapshot(path: str, mtime: float) -> dict:
 
 
 def embeddings(run, step="final") -> dict:
-    """{u (N, E) float32, indices (N,), factors (N, K), factor_names, step}."""
+    """{u (N, E) float32 (unit rows for cosine runs), indices (N,), factors (N, K), factor_names, step}."""
     d, cfg = _run(run)
     s = _step(run, step)
     path = d / "snapshots" / f"step_{s:07d}.npz"
     z = _load_snapshot(str(path), path.stat().st_mtime)
+    u = z["embeddings"].astype(np.float32, copy=False)  # shipped runs store float16
+    if cfg.train.similarity == "cosine":
+        # the loss sees directions only: every analysis works on unit vectors, as it does
+        u = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
     return {
-        "u": z["embeddings"].astype(np.float32, copy=False),  # shipped runs store float16
+        "u": u,
         "indices": z["indices"].astype(np.int64, copy=False),
         "factors": z["factors"].astype(np.int64, copy=False),
         "factor_names": _factor_names(cfg),
@@ -104,11 +108,12 @@ def inactive_factors(run) -> list[str]:
 
 
 def length_scale(cfg: RunConfig) -> float | None:
-    """sqrt(tau) for l2sq, tau for l2: below it the loss no longer separates points."""
+    """√τ for l2sq, τ for l2, √(2τ) for cosine (on unit vectors): below it the loss no longer
+    separates points. The same for ACC and for the InfoNCE baseline (same logits sim/τ)."""
+    from acc_core.analysis.mi import loss_length_scale
+
     t = cfg.train
-    if t.method != "acc":
-        return None
-    return {"l2sq": t.temperature ** 0.5, "l2": t.temperature}.get(t.similarity)
+    return loss_length_scale(t.similarity, t.temperature)
 
 
 # ----- the cache -------------------------------------------------------------------------------

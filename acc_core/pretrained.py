@@ -143,11 +143,7 @@ def export(run_dir: Path, name: str, description: str, *, dest: Path | None = No
             torch.save({"model": {k: v.half() for k, v in ckpt["model"].items()},
                         "step": ckpt["step"], "config": ckpt["config"]}, tmp / "checkpoint.pt")
         cfg = RunConfig.from_json((run_dir / "config.json").read_text())
-        evaluate.report(tmp)  # the cached evaluation ships with the run
-        for method in ("pca",):
-            for which in ("initial", "final"):
-                evaluate.projection(tmp, which, method, 2)
-        evaluate.noise_sweep(tmp, "initial")
+        _evaluate_for_shipping(tmp)
         # meta.json last: it marks the folder as shipped (evaluate then caches elsewhere)
         atomic_write_json(tmp / "meta.json", {
             "name": name, "description": description, "status": "done",
@@ -160,6 +156,33 @@ def export(run_dir: Path, name: str, description: str, *, dest: Path | None = No
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _evaluate_for_shipping(run_dir: Path) -> None:
+    """The cached evaluation a shipped run carries, so the app computes nothing heavy."""
+    from acc_core import evaluate
+
+    evaluate.report(run_dir)
+    for which in ("initial", "final"):
+        evaluate.projection(run_dir, which, "pca", 2)
+    evaluate.noise_sweep(run_dir, "initial")
+
+
+def refresh_evaluation(name: str, root: Path | None = None) -> Path:
+    """Recompute a shipped run's cached evaluation in place (after the analysis changed)."""
+    shipped = {p["name"]: Path(p["dir"]) for p in list_pretrained(root)}
+    if name not in shipped:
+        raise ValueError(f"unknown pretrained run {name!r}; available: {', '.join(shipped) or 'none'}")
+    d = shipped[name]
+    meta = d / "meta.json"
+    aside = d / ".meta.json.refreshing"
+    meta.rename(aside)  # without meta.json the folder is an ordinary run: caches go into it
+    try:
+        shutil.rmtree(d / "eval", ignore_errors=True)
+        _evaluate_for_shipping(d)
+    finally:
+        aside.rename(meta)
+    return d
 
 
 def reproduce(name: str, *, device: str | None = None, root: Path | None = None) -> dict:

@@ -109,7 +109,7 @@ def test_noise_sweep_fields_and_defaults():
     assert out["mi"][0, -1] < 0.05
     assert out["factor_names"] == ["cluster", "parity"]
     assert mi.noise_sweep(u, g, similarity="l2", temperature=3.0)["length_scale"] == 3.0
-    assert mi.noise_sweep(u, g, [1.0], similarity="cosine")["length_scale"] is None
+    assert mi.noise_sweep(u, g, [1.0], similarity="cosine", temperature=0.5)["length_scale"] == pytest.approx(1.0)
 
 
 def test_bad_inputs_say_what_to_do():

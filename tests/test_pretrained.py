@@ -116,3 +116,12 @@ def test_build_with_missing_data_queues_nothing(acc_home, tmp_path, monkeypatch)
 def test_build_rejects_unknown_scenarios(acc_home):
     with pytest.raises(ValueError, match="unknown scenario 'nope'"):
         pretrained.build(["nope"])
+
+
+def test_refresh_evaluation_recomputes_in_place(shipped):
+    _, out = shipped
+    report = out / "eval" / "report.json"
+    report.write_text("{}")  # a stale cache
+    pretrained.refresh_evaluation("tiny")
+    assert (out / "meta.json").exists() and not (out / ".meta.json.refreshing").exists()
+    assert json.loads(report.read_text())["factors"]

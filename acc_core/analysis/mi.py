@@ -238,6 +238,16 @@ def default_sigmas(u, length_scale: float | None = None, n: int = 40) -> np.ndar
     return np.geomspace(lo, hi, n)
 
 
+def loss_length_scale(similarity: str, temperature: float) -> float:
+    """The distance below which the loss stops telling points apart.
+
+    l2sq: logits −‖x−y‖²/τ, a Gaussian of scale √τ (up to √2). l2: −‖x−y‖/τ, scale τ.
+    cosine on unit vectors: cos(x, y)/τ = −‖x−y‖²/(2τ) + 1/τ, i.e. l2sq at 2τ: √(2τ).
+    """
+    return {"l2sq": math.sqrt(temperature), "l2": float(temperature),
+            "cosine": math.sqrt(2.0 * temperature)}[similarity]
+
+
 def noise_sweep(
     u,
     factors,
@@ -252,7 +262,7 @@ def noise_sweep(
     """The ABC supplement Figures S1c,d / S3: I(U + N(0, σ²I); G_k) over σ for every factor.
 
     Returns {sigmas (S,), mi (K, S), entropy (K,) = H(G_k) (the upper bound), factor_names,
-    length_scale (√τ for l2sq, τ for l2, None for cosine), similarity, temperature}.
+    length_scale (√τ for l2sq, τ for l2, √(2τ) for cosine), similarity, temperature}.
     For `cosine` the embeddings are L2-normalised first, since the loss sees only
     directions. `sigmas=None` picks 40 log-spaced values with `default_sigmas`.
     """
@@ -269,7 +279,7 @@ def noise_sweep(
         raise ValueError(f"got {len(factor_names)} factor names for {f.shape[1]} factor columns; pass one name per column.")
     if similarity == "cosine":
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    length_scale = {"l2sq": math.sqrt(temperature), "l2": float(temperature), "cosine": None}[similarity]
+    length_scale = loss_length_scale(similarity, temperature)
     s = default_sigmas(x, length_scale) if sigmas is None else _check_sigmas(sigmas)
     mi = gaussian_channel_mi_multi(x, f, s, n_samples=n_samples, seed=seed)
     return {
