@@ -56,12 +56,18 @@ def sweep_plot(sweep: dict, inactive, sigma):
     ls = sweep.get("length_scale")
     if ls:
         fig.add_vline(x=ls, line=dict(color="black", dash="dot"),
-                      annotation_text="√τ (length scale)", annotation_position="top right")
+                      annotation_text=f"{ls_symbol(sweep)} (length scale)",
+                      annotation_position="top right")
     fig.add_vline(x=sigma, line=dict(color="#d62728", width=1))
     fig.update_xaxes(type="log", title="noise scale σ")
     fig.update_layout(title="Noise sweep: information against noise scale", yaxis_title="nats",
                       height=380, margin=dict(l=10, r=10, t=40, b=10))
     return fig
+
+
+def ls_symbol(sweep: dict) -> str:
+    """How the loss's length scale is written for the run's similarity."""
+    return {"l2": "τ", "cosine": "√(2τ)"}.get(sweep.get("similarity"), "√τ")
 
 
 def page() -> None:
@@ -168,7 +174,7 @@ def probe_section(run_id: str) -> None:
     st.subheader("Probes")
     st.caption("A small classifier (3 layers of 32 units) per factor, trained on noisy "
                f"embeddings at σ = {sigma_label(ls) if ls else 'the default scale'}"
-               f"{' (√τ)' if ls else ''}; accuracy far above chance means the factor can be "
+               f"{f' ({ls_symbol(sweep)})' if ls else ''}; accuracy far above chance means the factor can be "
                "read from the embedding.")
     pr = common.probes(root, run_id, ls)
     fig = figures.bars_against(names, [pr[n]["accuracy"] for n in names],
