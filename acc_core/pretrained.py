@@ -231,6 +231,7 @@ def build(names: list[str] | None = None, *, device: str | None = None,
         raise ValueError(f"unknown scenario {unknown[0]!r}; valid: {', '.join(table)}")
     shipped = {p["name"]: p["run_id"] for p in list_pretrained(dest)} if not force else {}
     store = RunStore()
+    store.reap_dead()  # a build killed earlier left its run 'running': it resumes below
     out = []
     for name in names or [*scenarios(), *extra]:
         cfg, description = table[name]
@@ -240,10 +241,17 @@ def build(names: list[str] | None = None, *, device: str | None = None,
         load_dataset(cfg)  # a missing dataset fails here, before anything is queued
         rec = store.submit(cfg, label=name, retry=True)
         if rec.status != "done":
-            if not store.claim(rec.run_id, f"build-{name}", os.getpid()):
+            worker = f"build-{name}-{os.getpid()}"
+            if not store.claim(rec.run_id, worker, os.getpid()):
                 raise RuntimeError(f"run {rec.run_id} for {name} is being trained elsewhere")
-            t0 = time.perf_counter()
-            res = train(cfg, rec.dir, device=device)
+            t0, beat = time.perf_counter(), [0.0]
+
+            def heartbeat(p: dict) -> None:  # other processes can tell this run is alive
+                if time.monotonic() - beat[0] > 5.0 or p["step"] == p["steps"]:
+                    beat[0] = time.monotonic()
+                    store.heartbeat(rec.run_id, worker, p["step"], p["steps"])
+
+            res = train(cfg, rec.dir, device=device, progress=heartbeat)
             store.finish(rec.run_id, res["status"], step=res["step"], reason=res["reason"])
             if res["status"] != "done":
                 raise RuntimeError(f"{name} ended {res['status']}: {res['reason']}")

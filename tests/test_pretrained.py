@@ -125,3 +125,25 @@ def test_refresh_evaluation_recomputes_in_place(shipped):
     pretrained.refresh_evaluation("tiny")
     assert (out / "meta.json").exists() and not (out / ".meta.json.refreshing").exists()
     assert json.loads(report.read_text())["factors"]
+
+
+def test_build_trains_exports_then_skips(acc_home, tmp_path, monkeypatch):
+    """`build` trains a scenario (heartbeating, so it is never taken for dead), exports it
+    light or whole, and leaves an already shipped, unchanged scenario alone."""
+    main = {"tiny-main": (tiny_shapes_config(steps=4, probe_size=100), "main")}
+    extra = {"tiny-main-seed1": (tiny_shapes_config(seed=1, steps=4, probe_size=100), "seed 1")}
+    monkeypatch.setattr(pretrained, "scenarios", lambda: main)
+    monkeypatch.setattr(pretrained, "extra_scenarios", lambda: extra)
+    monkeypatch.setattr(pretrained, "all_scenarios", lambda: {**main, **extra})
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    out = pretrained.build(dest=dest)
+    assert [p.name for p in out] == ["tiny-main", "tiny-main-seed1"]
+    assert (dest / "tiny-main" / "checkpoint.pt").exists()
+    assert not (dest / "tiny-main-seed1" / "checkpoint.pt").exists()
+    assert len(list((dest / "tiny-main-seed1" / "snapshots").glob("*.npz"))) == 2
+    from acc_core.store import RunStore
+
+    runs = RunStore(pretrained_dir=tmp_path / "none").list_runs(include_pretrained=False)
+    assert {r.status for r in runs} == {"done"} and all(r.step == 4 for r in runs)
+    assert pretrained.build(["tiny-main"], dest=dest) == []  # shipped and unchanged: skipped
