@@ -26,8 +26,20 @@ def short_label(r) -> str:
     return f"{r.run_id[:6]} {name}<br>{sets}"
 
 
+FIGURE_3C = ("shapes3d-no-inactive", "shapes3d-wall-hue", "shapes3d-wall-object-hue",
+             "shapes3d-all-hues")  # shipped runs: more and more hues inactive
+
+
 def default_runs(runs: list) -> list[str]:
-    """Up to four finished runs on the dataset most runs use: one heatmap, shared factors."""
+    """The user's own latest runs if there are any, else the shipped Figure 3c series; at
+    most four, on the dataset most of them use: one heatmap, shared factors."""
+    own = [r for r in runs if r.source != "pretrained"]
+    if not own:
+        by_label = {r.label: r.run_id for r in runs}
+        series = [by_label[n] for n in FIGURE_3C if n in by_label]
+        if series:
+            return series
+    runs = own or runs
     sources = [r.config.data.source for r in runs]
     common_source = max(dict.fromkeys(sources), key=sources.count)
     return [r.run_id for r in runs if r.config.data.source == common_source][:4]
