@@ -168,9 +168,9 @@ def shape_split() -> dict | None:
     shape = e["factors"][:, FACTORS.index("shape")]
     cfg = json.loads((run / "config.json").read_text())
     sigma = math.sqrt(cfg["train"]["temperature"])
-    groupings = {"cube+cylinder | sphere+capsule": (0, 0, 1, 1),
-                 "cube+sphere | cylinder+capsule": (0, 1, 0, 1),
-                 "cube+capsule | cylinder+sphere": (0, 1, 1, 0)}
+    groupings = {"cube+cylinder vs sphere+capsule": (0, 0, 1, 1),
+                 "cube+sphere vs cylinder+capsule": (0, 1, 0, 1),
+                 "cube+capsule vs cylinder+sphere": (0, 1, 1, 0)}
     out = {"sigma": sigma, "shape_mi": float(mi_mod.gaussian_channel_mi(e["u"], shape, [sigma])[0]),
            "shape_entropy": mi_mod.entropy(shape), "pair_mi": {}}
     for label, g in groupings.items():
