@@ -182,6 +182,25 @@ def shape_split() -> dict | None:
     return out
 
 
+def fig_shape_split():
+    import plotly.graph_objects as go
+
+    run = shipped("shapes3d-hues-scale")
+    e = evaluate.embeddings(run, "final")
+    pc = evaluate.projection(run, "final", "pca", 2)["coords"]
+    shape = e["factors"][:, FACTORS.index("shape")]
+    fig = go.Figure()
+    for s, (name, colour) in enumerate(zip(("cube", "cylinder", "sphere", "capsule"),
+                                           ("#1f77b4", "#17becf", "#d62728", "#ff7f0e"))):
+        m = shape == s
+        fig.add_trace(go.Scattergl(x=pc[m, 0], y=pc[m, 1], mode="markers", name=name,
+                                   marker=dict(size=5, color=colour, opacity=0.7)))
+    fig.update_layout(title="Hues and scale inactive: PCA of the embedding coloured by shape "
+                      "(the ACC paper, Figure 8a)", width=800, height=520,
+                      margin=dict(l=40, r=10, t=70, b=40))
+    return fig
+
+
 # ----- Figure 4: digit style -----------------------------------------------------------------------
 def style_measures(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ink (mean intensity, a stroke-thickness proxy) and slant (shear of the second moments)."""
@@ -498,6 +517,8 @@ def main() -> int:
             figs["repro_noise_sweeps"] = fig_sweeps(temps)
         if style:
             figs["repro_digit_style"] = fig_digits(style)
+        if split:
+            figs["repro_shape_split"] = fig_shape_split()
         save_png(figs, FIGURES)
         print("wrote " + ", ".join(f"docs/figures/{n}.png" for n in figs))
     return 0
