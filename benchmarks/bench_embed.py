@@ -12,23 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from acc_core.data.shapes3d_render import render
-from acc_core.models import build_encoder
-from acc_core.train import embed_images, pick_device, to_tensor
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_render import images_per_second as rate  # noqa: E402  (best of 3 timed rounds)
 
-
-def rate(fn, n_images: int, min_time: float = 2.0) -> float:
-    fn()  # warm-up
-    done, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < min_time:
-        fn()
-        done += n_images
-    return done / (time.perf_counter() - t0)
+from acc_core.data.shapes3d_render import render  # noqa: E402
+from acc_core.models import build_encoder  # noqa: E402
+from acc_core.train import embed_images, pick_device, to_tensor  # noqa: E402
 
 
 def main() -> None:

@@ -462,7 +462,7 @@ def fill_document(tables: str, doc: Path) -> None:
     import re
 
     blocks = {}
-    for chunk in tables.split("\n### ")[0:]:
+    for chunk in tables.split("\n### "):
         chunk = chunk.removeprefix("### ")
         title, _, body = chunk.partition("\n")
         blocks[title.strip()] = body.strip("\n")
