@@ -125,6 +125,10 @@ def _cache_path(run, name: str) -> Path:
     own = d / "eval" / name
     if own.exists() or not (d / "meta.json").exists():
         return own
+    return _outside_cache(cfg, name)
+
+
+def _outside_cache(cfg: RunConfig, name: str) -> Path:
     from acc_core.paths import acc_home
 
     return acc_home() / "pretrained-cache" / cfg.run_id / "eval" / name
@@ -375,7 +379,9 @@ def report(run, sigma=None, step="final") -> dict:
             f["agreement_chance"] = ag[n]["chance"]
     sweep = noise_sweep(run, step)
     out["entropy"] = dict(zip(names, np.asarray(sweep["entropy"], dtype=float).tolist()))
-    atomic_write_json(d / "eval" / "report.json", out)
+    # a shipped run keeps the report it shipped with (a user's --sigma must not replace it)
+    shipped = (d / "meta.json").exists()
+    atomic_write_json(_outside_cache(cfg, "report.json") if shipped else d / "eval" / "report.json", out)
     return out
 
 

@@ -76,13 +76,16 @@ def test_export_ships_a_compact_self_contained_run(shipped, acc_home):
 
 def test_new_analyses_of_a_shipped_run_are_cached_outside_it(shipped, acc_home):
     _, out = shipped
-    before = sorted(p.name for p in (out / "eval").iterdir())
+    before = {p.name: p.read_bytes() for p in (out / "eval").iterdir()}
     v = evaluate.mi_at(out, 0.123)  # a noise scale the shipped cache does not hold
     assert v.shape == (6,) and np.all(np.isfinite(v))
-    assert sorted(p.name for p in (out / "eval").iterdir()) == before
     cached = list((acc_home / "pretrained-cache").rglob("mi_*.json"))
     assert len(cached) == 1
     np.testing.assert_allclose(evaluate.mi_at(out, 0.123), v)
+    rep = evaluate.report(out, sigma=0.123)  # `acc eval NAME --sigma 0.123`
+    assert rep["sigma"] == 0.123
+    assert {p.name: p.read_bytes() for p in (out / "eval").iterdir()} == before
+    assert (acc_home / "pretrained-cache" / rep["run_id"] / "eval" / "report.json").exists()
 
 
 def test_reproduce_retrains_and_compares(shipped):
