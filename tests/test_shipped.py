@@ -1,0 +1,64 @@
+"""The shipped pretrained/ folder: complete, within its size budget, opened without computing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import REPO
+
+from acc_core import evaluate, pretrained
+from acc_core.analysis import mi, probe, project, retrieval
+from acc_core.config import RunConfig
+
+SHIPPED = REPO / "pretrained"
+LISTED = {p["name"]: p for p in pretrained.list_pretrained(SHIPPED)}
+
+
+def test_the_folder_stays_under_30_mb():
+    size = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
+    assert 0 < size < 30 * 1024 * 1024
+
+
+def test_every_scenario_is_shipped_from_its_own_config():
+    expected = {**pretrained.scenarios(), **pretrained.extra_scenarios()}
+    missing = sorted(set(expected) - set(LISTED))
+    assert not missing, f"not shipped: {missing}; `acc pretrained build NAME` trains and exports them"
+    for name, (cfg, _) in expected.items():
+        # `acc pretrained reproduce` retrains from config.json: it must be the scenario's
+        assert LISTED[name]["run_id"] == cfg.run_id, name
+
+
+def test_the_main_scenarios_ship_weights_that_load_weights_only():
+    for name in pretrained.scenarios():
+        ckpt = torch.load(SHIPPED / name / "checkpoint.pt", map_location="cpu", weights_only=True)
+        assert ckpt["step"] == LISTED[name]["step"]
+        assert all(v.dtype == torch.float16 for v in ckpt["model"].values() if v.is_floating_point())
+
+
+@pytest.fixture
+def nothing_heavy(acc_home, monkeypatch):
+    """Every analysis that costs more than reading a file raises."""
+    def refuse(*a, **k):
+        raise AssertionError("a shipped run computed an analysis instead of loading it")
+
+    for module, name in [(mi, "noise_sweep"), (mi, "gaussian_channel_mi_multi"),
+                         (probe, "probe_accuracy"), (retrieval, "factor_agreement"),
+                         (project, "pca"), (project, "umap")]:
+        monkeypatch.setattr(module, name, refuse)
+    return acc_home
+
+
+@pytest.mark.parametrize("name", sorted(LISTED))
+def test_a_shipped_run_opens_by_loading_only(name, nothing_heavy):
+    d = SHIPPED / name
+    cfg = RunConfig.from_json((d / "config.json").read_text())
+    sigma = evaluate.default_sigma(cfg)
+    for step in ("initial", "final"):  # what the pages show first
+        assert evaluate.projection(d, step, "pca")["coords"].shape[1] == 2
+        sweep = evaluate.noise_sweep(d, step)
+        assert len(sweep["factor_names"]) == len(evaluate.embeddings(d)["factor_names"])
+    values = evaluate.mi_at(d, sigma)
+    assert values.shape == (len(sweep["factor_names"]),)
+    assert set(evaluate.probes(d)) == set(sweep["factor_names"])
+    assert set(evaluate.agreement(d)) == set(sweep["factor_names"])
+    assert not (nothing_heavy / "pretrained-cache").exists()  # nothing was written either
