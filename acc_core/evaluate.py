@@ -397,9 +397,11 @@ def format_report(rep: dict) -> str:
     ]
     for name, f in rep["factors"].items():
         mark = " *" if name in rep["inactive"] else ""
+        # Monte Carlo estimates can dip a hair below zero; the true value cannot.
+        mi0, mi1 = max(f["initial_mi"], 0.0), max(f["final_mi"], 0.0)
         lines.append(
-            f"{(name + mark):<14}{rep['entropy'][name]:>7.2f}{f['initial_mi']:>9.2f}"
-            f"{f['final_mi']:>10.2f}{f['final_probe']:>8.2f}{f['probe_chance']:>8.2f}"
+            f"{(name + mark):<14}{rep['entropy'][name]:>7.2f}{mi0:>9.2f}"
+            f"{mi1:>10.2f}{f['final_probe']:>8.2f}{f['probe_chance']:>8.2f}"
             f"{f['final_agreement']:>8.2f}{f['agreement_chance']:>8.2f}"
         )
     lines += ["", "* inactive factor (held constant within a set). MI in nats at sigma; "

@@ -62,3 +62,14 @@ def test_a_shipped_run_opens_by_loading_only(name, nothing_heavy):
     assert set(evaluate.probes(d)) == set(sweep["factor_names"])
     assert set(evaluate.agreement(d)) == set(sweep["factor_names"])
     assert not (nothing_heavy / "pretrained-cache").exists()  # nothing was written either
+
+
+def test_acc_eval_of_a_shipped_run_reads_its_cache_and_leaves_it(nothing_heavy):
+    d = SHIPPED / "shapes3d-wall-hue-paper"
+    before = (d / "eval" / "report.json").read_bytes()
+    text = evaluate.format_report(evaluate.report(d))
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[4:10]}
+    assert set(rows) == {"floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"}
+    assert "-0.00" not in text  # a Monte Carlo dip below zero prints as 0.00
+    assert float(rows["wall_hue"][1 + 2]) < float(rows["floor_hue"][2])  # "*" shifts wall hue's columns
+    assert (d / "eval" / "report.json").read_bytes() == before
