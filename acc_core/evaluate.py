@@ -118,17 +118,19 @@ def length_scale(cfg: RunConfig) -> float | None:
 
 # ----- the cache -------------------------------------------------------------------------------
 def _cache_path(run, name: str) -> Path:
-    """The run's own eval/ folder; for a shipped run (it has meta.json) only what it shipped
-    is read there, and anything new is cached under ACC_HOME/pretrained-cache/<run id>/, so
-    the app never writes into the installed pretrained/ folder."""
+    """Where a cached analysis is read: the run's own eval/ folder when it holds it, else
+    where it would be written (`_write_path`)."""
     d, cfg = _run(run)
     own = d / "eval" / name
-    if own.exists() or not (d / "meta.json").exists():
-        return own
-    return _outside_cache(cfg, name)
+    return own if own.exists() else _write_path(d, cfg, name)
 
 
-def _outside_cache(cfg: RunConfig, name: str) -> Path:
+def _write_path(d: Path, cfg: RunConfig, name: str) -> Path:
+    """The run's own eval/ folder; for a shipped run (it has meta.json) ACC_HOME/
+    pretrained-cache/<run id>/eval/, so nothing ever writes into the installed pretrained/
+    folder or replaces what a run shipped with."""
+    if not (d / "meta.json").exists():
+        return d / "eval" / name
     from acc_core.paths import acc_home
 
     return acc_home() / "pretrained-cache" / cfg.run_id / "eval" / name
@@ -379,9 +381,7 @@ def report(run, sigma=None, step="final") -> dict:
             f["agreement_chance"] = ag[n]["chance"]
     sweep = noise_sweep(run, step)
     out["entropy"] = dict(zip(names, np.asarray(sweep["entropy"], dtype=float).tolist()))
-    # a shipped run keeps the report it shipped with (a user's --sigma must not replace it)
-    shipped = (d / "meta.json").exists()
-    atomic_write_json(_outside_cache(cfg, "report.json") if shipped else d / "eval" / "report.json", out)
+    atomic_write_json(_write_path(d, cfg, "report.json"), out)  # never over a shipped report
     return out
 
 

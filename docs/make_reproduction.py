@@ -22,8 +22,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from acc_core import evaluate  # noqa: E402
+from acc_core import evaluate, pretrained  # noqa: E402
 from acc_core.analysis import mi as mi_mod  # noqa: E402
+from acc_core.config import RunConfig  # noqa: E402
 from acc_core.paths import pretrained_dir  # noqa: E402
 
 RESULTS = REPO / "docs" / "results"
@@ -47,7 +48,7 @@ def shipped(name: str) -> Path | None:
 
 def seed_runs(name: str) -> list[Path]:
     """The main run (seed 0) and its light seed copies, those present."""
-    names = [name] + [f"{name}-seed{k}" for k in range(1, 10)]
+    names = [name] + [f"{name}-seed{k}" for k in range(1, pretrained.SEEDS)]
     return [d for d in map(shipped, names) if d is not None]
 
 
@@ -113,8 +114,8 @@ def fig3c(table: dict):
 
 # ----- noise sweeps and temperatures --------------------------------------------------------------
 def temperature_table() -> dict:
-    runs = {1.0: shipped("shapes3d-wall-hue"), 0.25: shipped("shapes3d-wall-hue-tau0.25"),
-            4.0: shipped("shapes3d-wall-hue-tau4")}
+    runs = {1.0: shipped("shapes3d-wall-hue"),
+            **{tau: shipped(f"shapes3d-wall-hue-tau{tau:g}") for tau in pretrained.TEMPERATURES}}
     out = {}
     for tau, run in sorted(runs.items()):
         if run is None:
@@ -122,7 +123,7 @@ def temperature_table() -> dict:
         sw = evaluate.noise_sweep(run, "final")
         s, m = np.asarray(sw["sigmas"]), np.asarray(sw["mi"])
         names = list(sw["factor_names"])
-        ls = math.sqrt(tau)
+        ls = float(sw["length_scale"])  # √τ
         at_ls = evaluate.mi_at(run, ls, "final")
         # σ at which each factor keeps half of its small-noise information
         half = {}
@@ -166,8 +167,7 @@ def shape_split() -> dict | None:
         return None
     e = evaluate.embeddings(run, "final")
     shape = e["factors"][:, FACTORS.index("shape")]
-    cfg = json.loads((run / "config.json").read_text())
-    sigma = math.sqrt(cfg["train"]["temperature"])
+    sigma = evaluate.default_sigma(RunConfig.from_json((run / "config.json").read_text()))
     groupings = {"cube+cylinder vs sphere+capsule": (0, 0, 1, 1),
                  "cube+sphere vs cylinder+capsule": (0, 1, 0, 1),
                  "cube+capsule vs cylinder+sphere": (0, 1, 1, 0)}
