@@ -12,9 +12,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-SIMILARITIES = ("l2sq", "l2", "cosine")
-METHODS = ("acc", "hue_infonce")
-AUGMENTATIONS = ("hue", "brightness_contrast", "crop", "gaussian_noise", "salt_pepper", "sobel")
+from acc_core.augment import AUGMENTATIONS
+from acc_core.losses import SIMILARITIES
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    method: str = "acc"  # "acc", or "hue_infonce": the contrastive baseline of Fig. 3c bottom
+    method: str = "acc"  # a name of acc_core.methods (`acc methods` lists them)
     similarity: str = "l2sq"  # the ABC supplement S8.1
     temperature: float = 1.0  # sqrt(tau) is the length scale for l2sq
     set_size: int = 32  # the ABC supplement S8.1
@@ -67,10 +66,29 @@ class RunConfig:
     set_b: SetSpec = field(default_factory=SetSpec)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # The method's own hyperparameters (a frozen dataclass of acc_core.methods), None for
+    # methods that TrainConfig describes fully (ACC, the InfoNCE baseline). Left out of the
+    # canonical JSON when None, so the run ids of those methods never changed.
+    params: object = None
+
+    def __post_init__(self):
+        # A method with hyperparameters always carries them: None and the defaults would
+        # otherwise be two ids for one run.
+        cls = _params_class(self.train.method)
+        if cls is None and self.params is not None:  # e.g. replace(train=...) to ACC
+            object.__setattr__(self, "params", None)
+        if cls is not None and self.params is None:
+            object.__setattr__(self, "params", cls())
+        if cls is not None and not isinstance(self.params, cls):
+            raise ValueError(f"method {self.train.method!r} takes {cls.__name__} parameters, "
+                             f"got {type(self.params).__name__}")
 
     # ----- identity ----------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return _plain(dataclasses.asdict(self))
+        d = _plain(dataclasses.asdict(self))
+        if self.params is None:
+            d.pop("params")
+        return d
 
     def canonical_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -82,17 +100,29 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         d = dict(d)
+        unknown = sorted(set(d) - {"data", "set_a", "set_b", "model", "train", "params"})
+        if unknown:
+            raise ValueError(f"unknown config section {unknown[0]!r}; valid: data, set_a, "
+                             "set_b, model, train, params")
         data = dict(d.get("data", {}))
         data["held_out"] = {k: tuple(v) for k, v in data.get("held_out", {}).items()}
         train = dict(d.get("train", {}))
         if "augmentations" in train:
             train["augmentations"] = tuple(train["augmentations"])
+        train_cfg = TrainConfig(**train)
+        pcls = _params_class(train_cfg.method)
+        params = None
+        if pcls is not None:
+            params = _params_from_dict(pcls, d.get("params") or {})
+        elif d.get("params"):
+            raise ValueError(f"method {train_cfg.method!r} takes no params section")
         return cls(
             data=DataConfig(**data),
             set_a=SetSpec(inactive=tuple(d.get("set_a", {}).get("inactive", ()))),
             set_b=SetSpec(inactive=tuple(d.get("set_b", {}).get("inactive", ()))),
             model=ModelConfig(**d.get("model", {})),
-            train=TrainConfig(**train),
+            train=train_cfg,
+            params=params,
         )
 
     @classmethod
@@ -107,9 +137,43 @@ class RunConfig:
         a = ",".join(self.set_a.inactive) or "-"
         b = ",".join(self.set_b.inactive) or "unconstrained"
         return (
-            f"{self.data.source} A[{a}] B[{b}] {self.train.method} {self.train.similarity} "
-            f"t={self.train.temperature:g} d={self.model.embedding_dim} seed={self.train.seed}"
+            f"{self.data.source} A[{a}] B[{b}] {self.train.method}"
+            + (f" {self.train.similarity} t={self.train.temperature:g}" if self._uses_similarity() else "")
+            + f" d={self.model.embedding_dim} seed={self.train.seed}"
         )
+
+    def _uses_similarity(self) -> bool:
+        from acc_core import methods
+
+        try:
+            return methods.get(self.train.method).uses_similarity
+        except ValueError:
+            return True
+
+    @property
+    def method(self):
+        """The registered Method of this run."""
+        from acc_core import methods
+
+        return methods.get(self.train.method)
+
+
+def _params_class(method: str):
+    from acc_core import methods
+
+    try:
+        return methods.get(method).params
+    except ValueError:
+        return None  # validate() names the unknown method
+
+
+def _params_from_dict(cls, d: dict):
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(names))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} parameter {unknown[0]!r}; valid: {', '.join(names)}")
+    # JSON has lists where the dataclass has tuples
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 def _plain(obj):
@@ -123,9 +187,10 @@ def _plain(obj):
 
 def validate(config: RunConfig) -> None:
     """Raise ValueError with one clear sentence for an impossible config (before training)."""
+    from acc_core import methods
+
     t = config.train
-    if t.method not in METHODS:
-        raise ValueError(f"unknown method {t.method!r}; valid: {', '.join(METHODS)}")
+    method = methods.get(t.method)  # unknown: ValueError listing the valid names
     if t.similarity not in SIMILARITIES:
         raise ValueError(f"unknown similarity {t.similarity!r}; valid: {', '.join(SIMILARITIES)}")
     if not t.temperature > 0:
@@ -145,50 +210,23 @@ def validate(config: RunConfig) -> None:
         raise ValueError(f"unknown augmentation {bad[0]!r}; valid: {', '.join(AUGMENTATIONS)}")
     if t.double_augmentation and not t.augmentations:
         raise ValueError("double augmentation needs at least one augmentation (e.g. hue)")
+    for name in ("checkpoint_every", "snapshot_every", "probe_size"):
+        if getattr(t, name) < 1:
+            raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(t, name)}")
+    if not 0 <= t.seed < 2**63:
+        raise ValueError(f"seed must be in 0..2**63-1, got {t.seed}")
+    method.validate(config)
 
 
 # ----- presets -----------------------------------------------------------------------------
-def preset(name: str, source: str = "shapes3d-procedural") -> RunConfig:
-    """`paper`: the papers' exact hyperparameters; `quick`: fast on a 2-core CPU."""
+PRESETS = ("paper", "quick")
+
+
+def preset(name: str, source: str = "shapes3d-procedural", method: str = "acc") -> RunConfig:
+    """`paper`: the publication's hyperparameters; `quick`: fast on a 2-core CPU. Each method
+    declares its own (acc_core.methods)."""
+    from acc_core import methods
+
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
-    return PRESETS[name](source)
-
-
-def _paper(source: str) -> RunConfig:
-    if source.startswith("shapes3d"):
-        # the ABC supplement S8.1: Table S3, 2000 steps, lr 3e-5, set size 32, l2sq, tau = 1, 64-D.
-        return RunConfig(
-            data=DataConfig(source=source),
-            set_a=SetSpec(inactive=("wall_hue",)),
-            set_b=SetSpec(inactive=("wall_hue",)),
-            model=ModelConfig(encoder="shapes3d", embedding_dim=64),
-            train=TrainConfig(lr=3e-5, steps=2000, set_size=32),
-        )
-    # the ABC supplement S8.2: Table S4, 500 steps, lr 1e-4, set size 64, l2sq, tau = 1, 8-D, 9 held out.
-    return RunConfig(
-        data=DataConfig(source=source, held_out={"digit": (9,)}),
-        set_a=SetSpec(inactive=("digit",)),
-        set_b=SetSpec(inactive=("digit",)),
-        model=ModelConfig(encoder="mnist", embedding_dim=8),
-        train=TrainConfig(lr=1e-4, steps=500, set_size=64, checkpoint_every=100, snapshot_every=100),
-    )
-
-
-def _quick(source: str) -> RunConfig:
-    cfg = _paper(source)
-    if source.startswith("shapes3d"):
-        # 32x32 renders (the Table S3 network at 32x32) and a larger learning rate: the same
-        # isolation in a few hundred steps on a 2-core CPU. See README, "Presets".
-        return cfg.replace(
-            data=DataConfig(source=source, image_size=32),
-            train=dataclasses.replace(
-                cfg.train, lr=3e-4, steps=300, checkpoint_every=50, snapshot_every=25, probe_size=1000
-            ),
-        )
-    return cfg.replace(
-        train=dataclasses.replace(cfg.train, lr=3e-4, steps=200, snapshot_every=25, probe_size=1000)
-    )
-
-
-PRESETS = {"paper": _paper, "quick": _quick}
+    return methods.get(method).presets(name, source)

@@ -85,10 +85,10 @@ def embeddings(run, step="final") -> dict:
 
 @lru_cache(maxsize=8)
 def _dataset(source: str, image_size):
-    from acc_core.train import load_dataset
+    from acc_core import data as data_sources
     from acc_core.config import DataConfig
 
-    return load_dataset(RunConfig(data=DataConfig(source=source, image_size=image_size)))
+    return data_sources.load_for(DataConfig(source=source, image_size=image_size))
 
 
 def dataset(run):

@@ -15,7 +15,21 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+import math
+
 SIMILARITIES = ("l2sq", "l2", "cosine")
+
+
+def loss_length_scale(similarity: str, temperature: float) -> float:
+    """The distance below which the loss stops telling points apart (the ABC supplement S1).
+
+    l2sq: logits −‖x−y‖²/τ, a Gaussian of scale √τ (up to √2). l2: −‖x−y‖/τ, scale τ.
+    cosine on unit vectors: cos(x, y)/τ = −‖x−y‖²/(2τ) + 1/τ, i.e. l2sq at 2τ: √(2τ).
+    """
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"unknown similarity {similarity!r}; valid names: {', '.join(SIMILARITIES)}")
+    return {"l2sq": math.sqrt(temperature), "l2": float(temperature),
+            "cosine": math.sqrt(2.0 * temperature)}[similarity]
 
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor, what: str) -> None:

@@ -145,10 +145,10 @@ def runs_table(runs: list):
 @st.cache_resource(show_spinner="Loading dataset…")
 def dataset(source: str, image_size: int | None = None):
     """The dataset a run trained on (raises DataError with how-to-get-it when missing)."""
-    from acc_core.config import DataConfig, RunConfig
-    from acc_core.train import load_dataset
+    from acc_core import data as data_sources
+    from acc_core.config import DataConfig
 
-    return load_dataset(RunConfig(data=DataConfig(source=source, image_size=image_size)))
+    return data_sources.load_for(DataConfig(source=source, image_size=image_size))
 
 
 def run_dataset(r):

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from acc_core import train as train_mod
+from acc_core import rundir
 from acc_core.config import DataConfig, ModelConfig, RunConfig, SetSpec, TrainConfig
 
 
@@ -29,7 +30,7 @@ def tiny_config(steps=12, **train_kw) -> RunConfig:
 
 
 def weights(run_dir):
-    ckpt = train_mod.load_checkpoint(run_dir / train_mod.CHECKPOINT)
+    ckpt = rundir.load_checkpoint(run_dir / rundir.CHECKPOINT)
     return ckpt["step"], ckpt["model"]
 
 
@@ -63,15 +64,17 @@ def test_training_reduces_the_loss(tmp_path):
 
 
 def test_non_finite_loss_fails_the_run_with_step_and_reason(tmp_path, monkeypatch):
-    real = train_mod.step_loss
+    from acc_core.methods.acc import ACC
+
+    real = ACC.loss
     calls = {"n": 0}
 
-    def poisoned(*a, **k):
+    def poisoned(self, *a, **k):
         calls["n"] += 1
-        loss = real(*a, **k)
-        return loss * float("nan") if calls["n"] == 3 else loss
+        loss, terms = real(self, *a, **k)
+        return (loss * float("nan") if calls["n"] == 3 else loss), terms
 
-    monkeypatch.setattr(train_mod, "step_loss", poisoned)
+    monkeypatch.setattr(ACC, "loss", poisoned)
     out = train_mod.train(tiny_config(), tmp_path, device="cpu")
     assert out["status"] == "failed"
     assert "non-finite loss" in out["reason"] and "step 3" in out["reason"]
@@ -112,8 +115,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     deadline = time.time() + 120
     try:
         while time.time() < deadline:
-            ck = killed / train_mod.CHECKPOINT
-            if ck.exists() and train_mod.load_checkpoint(ck)["step"] >= 9:
+            ck = killed / rundir.CHECKPOINT
+            if ck.exists() and rundir.load_checkpoint(ck)["step"] >= 9:
                 break
             assert proc.poll() is None, "the training subprocess ended before it was killed"
             time.sleep(0.05)
@@ -136,7 +139,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
-    (tmp_path / train_mod.CHECKPOINT).write_bytes(b"not a checkpoint")
+    (tmp_path / rundir.CHECKPOINT).write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="delete it"):
         train_mod.train(tiny_config(), tmp_path, device="cpu")
 

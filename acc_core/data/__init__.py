@@ -53,4 +53,17 @@ def load(name: str, root=None, **kwargs) -> FactorDataset:
     return ds
 
 
-__all__ = ["DataError", "FactorDataset", "SOURCES", "available", "load", "manifest"]
+def load_for(data_config) -> FactorDataset:
+    """The dataset a run's DataConfig names; the procedural renderer draws natively at
+    `image_size` (other sources are area-resized by the training loop)."""
+    if data_config.image_size and data_config.source == "shapes3d-procedural":
+        return load(data_config.source, size=data_config.image_size)
+    return load(data_config.source)
+
+
+def factor_names(name: str) -> list[str]:
+    return [f["name"] for f in manifest(name)["factors"]]
+
+
+__all__ = ["DataError", "FactorDataset", "SOURCES", "available", "factor_names", "load",
+           "load_for", "manifest"]
