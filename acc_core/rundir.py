@@ -238,6 +238,34 @@ def snapshot_codes(snap: dict, representation: str, representations: tuple[str, 
     return snap[key]
 
 
+MODEL_EVAL = "model_eval.json"  # in eval/: Method.evaluate_model's scores
+MODEL_IMAGES = "model_images.npz"  # in eval/: its images
+
+
+def write_model_eval(run_dir, result: dict) -> None:
+    d = eval_dir(run_dir)
+    images = {k: np.asarray(v) for k, v in (result.get("images") or {}).items()}
+    with atomic_path(d / MODEL_IMAGES) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **images)
+    atomic_write_json(d / MODEL_EVAL, result.get("scores") or {})  # last: marks it complete
+
+
+def read_model_eval(run_dir) -> dict | None:
+    """{"scores": ..., "images": {...}} or None when the run has none (yet)."""
+    d = eval_dir(run_dir)
+    try:
+        scores = json.loads((d / MODEL_EVAL).read_text())
+        with np.load(d / MODEL_IMAGES, allow_pickle=False) as z:
+            images = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"the method evaluation in {d} is unreadable ({e}); delete "
+                        f"{MODEL_EVAL} and {MODEL_IMAGES} to compute them again") from None
+    return {"scores": scores, "images": images}
+
+
 def eval_dir(run_dir) -> Path:
     return Path(run_dir) / EVAL
 

@@ -177,7 +177,7 @@ def train(
     if start not in have and (start == 0 or start % t.snapshot_every == 0 or start == t.steps):
         snapshot(start)  # step 0: the untrained network, the baseline every figure shows
     if start >= t.steps:
-        _write_metrics(run_dir, config, None, 0, 0.0, dev)
+        _finish(run_dir, config, model, dataset, dev, None, 0, 0.0)
         return {"status": "done", "step": start, "reason": None}
 
     amp = dev.type == "cuda"
@@ -232,8 +232,26 @@ def train(
             if progress is not None:
                 progress({**rec, "steps": t.steps})
 
-    _write_metrics(run_dir, config, loss_value, steps_done_here, time.perf_counter() - t0, dev)
+    _finish(run_dir, config, model, dataset, dev, loss_value, steps_done_here,
+            time.perf_counter() - t0)
     return {"status": "done", "step": step, "reason": None}
+
+
+def _finish(run_dir: Path, config: RunConfig, model, dataset, dev, loss_value, steps_here: int,
+            seconds: float) -> None:
+    """What a finished run holds besides its last checkpoint and snapshot: the method's own
+    evaluation (if it has one) and, last, metrics.json. A resume whose checkpoint is already
+    final lands here too and writes whatever a kill prevented."""
+    if rundir.read_model_eval(run_dir) is None:
+        with torch.no_grad():
+            model.eval()
+            result = config.method.evaluate_model(model, config, dataset, dev)
+            model.train()
+        if result.get("scores") or result.get("images"):
+            rundir.write_model_eval(run_dir, result)
+    if loss_value is None and rundir.read_metrics(run_dir) is not None:
+        return
+    _write_metrics(run_dir, config, loss_value, steps_here, seconds, dev)
 
 
 def _write_metrics(run_dir: Path, config: RunConfig, loss_value, steps_here: int, seconds: float,

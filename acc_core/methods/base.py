@@ -93,6 +93,14 @@ class Method:
         """Whether the analyses should see unit rows (cosine-similarity codes)."""
         return False
 
+    def evaluate_model(self, model, config, dataset, device) -> dict:
+        """Method-specific evaluation that needs the networks (LORD's content transfer, the
+        VAEs' latent traversals), computed once by the training loop when a run ends, so a
+        shipped run without weights still shows it. Returns {"scores": {name: float or
+        nested dict of floats}, "images": {name: uint8 array (..., H, W, C)}}; both are cached
+        in the run folder (`acc_core.rundir.write_model_eval`)."""
+        return {"scores": {}, "images": {}}
+
     def check_representation(self, representation: str | None) -> str:
         if representation is None:
             return self.representations[0]
