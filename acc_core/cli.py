@@ -35,7 +35,7 @@ def config_from_args(args):
     """Preset first, then every flag that was given overrides it."""
     from acc_core.config import ModelConfig, SetSpec, preset
 
-    cfg = preset(args.preset, args.data)
+    cfg = preset(args.preset, args.data, method=args.method or "acc")
     d, m, t = cfg.data, cfg.model, cfg.train
     if args.image_size is not None:
         d = dataclasses.replace(d, image_size=args.image_size or None)
@@ -50,10 +50,9 @@ def config_from_args(args):
         set_b = SetSpec(inactive=())
     m = ModelConfig(
         encoder=args.encoder or m.encoder,
-        embedding_dim=args.embedding_dim or m.embedding_dim,
+        embedding_dim=m.embedding_dim if args.embedding_dim is None else args.embedding_dim,
     )
     overrides = {
-        "method": args.method,
         "similarity": args.similarity,
         "temperature": args.temperature,
         "set_size": args.set_size,
@@ -78,20 +77,28 @@ def _bar(step: int, steps: int, width: int = 30) -> str:
     return "[" + "#" * done + "." * (width - done) + "]"
 
 
-def cmd_train(args) -> int:
+def check_config(cfg):
+    """Everything that makes a config impossible, before anything is queued: the config
+    itself, the dataset (a missing one fails here), and the method's view of the scenario."""
+    from acc_core import data as data_sources
     from acc_core.config import validate
-    from acc_core.sets import validate_sets
+
+    validate(cfg)
+    dataset = data_sources.load_for(cfg.data)
+    cfg.method.check(cfg, dataset)
+    return dataset
+
+
+def cmd_train(args) -> int:
     from acc_core.store import RunStore
-    from acc_core.train import load_dataset
 
     cfg = config_from_args(args)
-    validate(cfg)
-    dataset = load_dataset(cfg)  # a missing dataset fails here, before anything is queued
-    for spec in (cfg.set_a, cfg.set_b):
-        validate_sets(dataset, spec.inactive, cfg.train.set_size, dict(cfg.data.held_out))
+    check_config(cfg)
     store = RunStore()
+    store.reap_dead()  # a foreground run killed a moment ago is resumable at once
     rec = store.submit(cfg, label=args.label, retry=True)
     print(f"run {rec.run_id}: {cfg.describe()}")
+    print(f"supervision: {cfg.method.supervision_text(cfg)}")
     if rec.status == "done":
         print(f"already trained (cache hit): {rec.dir}")
         return 0
@@ -105,58 +112,61 @@ def cmd_train(args) -> int:
 
 
 def _train_in_foreground(store, rec, device) -> int:
-    from acc_core.train import train
+    from acc_core.runner import train_claimed
 
-    worker_id = f"cli-{os.getpid()}"
-    if not store.claim(rec.run_id, worker_id, os.getpid()):
+    owner = f"cli-{os.getpid()}"
+    claimed = store.claim(rec.run_id, owner, os.getpid())
+    if not claimed:
         print(f"run {rec.run_id} is being trained by another process; follow it with `acc runs`")
         return 0
     last = [0.0]
-    lost = [False]  # the run was reaped (this process looked dead): stop, never train twice
-
     tty = sys.stderr.isatty()
     every = max(1, rec.config.train.steps // 10)  # not a terminal: one line per 10%
 
     def progress(p: dict) -> None:
         now = time.monotonic()
-        if now - last[0] >= 0.5 or p["step"] == p["steps"]:
-            last[0] = now
-            lost[0] = not store.heartbeat(rec.run_id, worker_id, p["step"], p["steps"])
-            if not tty and p["step"] % every and p["step"] != p["steps"]:
-                return
-            eta = p.get("eta_s")
-            sys.stderr.write(
-                ("\r" if tty else "") + f"{_bar(p['step'], p['steps'])} {p['step']}/{p['steps']} "
-                f"loss {p['loss']:.4f}  {p['steps_per_s']:.1f} steps/s"
-                + (f"  eta {eta:.0f}s " if eta is not None else " ") + ("" if tty else "\n")
-            )
-            sys.stderr.flush()
+        if now - last[0] < 0.5 and p["step"] != p["steps"]:
+            return
+        last[0] = now
+        if not tty and p["step"] % every and p["step"] != p["steps"]:
+            return
+        eta = p.get("eta_s")
+        sys.stderr.write(
+            ("\r" if tty else "") + f"{_bar(p['step'], p['steps'])} {p['step']}/{p['steps']} "
+            f"loss {p['loss']:.4f}  {p['steps_per_s']:.1f} steps/s"
+            + (f"  eta {eta:.0f}s " if eta is not None else " ") + ("" if tty else "\n")
+        )
+        sys.stderr.flush()
 
     try:
-        result = train(
-            rec.config,
-            rec.dir,
-            device=device,
-            progress=progress,
-            should_stop=lambda: lost[0] or store.cancel_requested(rec.run_id),
-        )
+        out = train_claimed(store, claimed, owner, device=device, on_progress=progress)
     except KeyboardInterrupt:
-        store.finish(rec.run_id, "interrupted", step=store.get(rec.run_id).step,
-                     reason="interrupted from the keyboard")
         sys.stderr.write("\ninterrupted; `acc train` with the same flags resumes it\n")
         return 130
-    except Exception as e:
-        store.finish(rec.run_id, "failed", step=store.get(rec.run_id).step, reason=str(e))
-        raise
     sys.stderr.write("\n")
-    if lost[0]:
+    if out["lost"]:
         print(f"run {rec.run_id} was taken over by another process; see `acc runs`")
         return 1
-    store.finish(rec.run_id, result["status"], step=result["step"], reason=result["reason"],
-                 worker_id=worker_id)
-    print(f"{result['status']} at step {result['step']}" +
-          (f": {result['reason']}" if result["reason"] else "") + f"  ({rec.dir})")
-    return 0 if result["status"] == "done" else 1
+    print(f"{out['status']} at step {out['step']}" +
+          (f": {out['reason']}" if out["reason"] else "") + f"  ({rec.dir})")
+    return 0 if out["status"] == "done" else 1
+
+
+def cmd_methods(args) -> int:
+    from acc_core import methods
+
+    rows = [(m.name, m.supervision, ", ".join(m.representations), m.title)
+            for m in methods.all_methods()]
+    if args.json:
+        print(json.dumps([{"name": n, "supervision": s, "representations": r.split(", "),
+                           "presets": ["quick", "paper"], "title": t} for n, s, r, t in rows],
+                         indent=2))
+        return 0
+    w = max(len(r[0]) for r in rows) + 2
+    print(f"{'method':<{w}}{'supervision':<13}{'presets':<13}{'representations':<24}what")
+    for n, s, r, t in rows:
+        print(f"{n:<{w}}{s:<13}{'quick, paper':<13}{r:<24}{t}")
+    return 0
 
 
 def cmd_runs(args) -> int:
@@ -262,29 +272,48 @@ def cmd_pretrained(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad flag is one line (what is wrong, where the help is), not the whole usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="acc", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    from acc_core import data as data_sources
+    from acc_core import methods
+    from acc_core.augment import AUGMENTATIONS
+    from acc_core.config import PRESETS
+    from acc_core.losses import SIMILARITIES
+    from acc_core.models import list_encoders
+
+    p = _Parser(prog="acc", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    me = sub.add_parser("methods", help="list the methods, their supervision and presets")
+    me.add_argument("--json", action="store_true")
+    me.set_defaults(fn=cmd_methods)
 
     t = sub.add_parser("train", help="train a run (or return the cached one)")
-    t.add_argument("--preset", default="quick", choices=["quick", "paper"])
-    t.add_argument("--data", default="shapes3d-procedural",
-                   help="shapes3d-procedural (default), shapes3d, mnist, digits")
+    t.add_argument("--preset", default="quick", choices=list(PRESETS))
+    t.add_argument("--data", default="shapes3d-procedural", choices=data_sources.available(),
+                   help="data source (default shapes3d-procedural)")
     t.add_argument("--inactive-a", help="comma-separated inactive factors of set A")
     t.add_argument("--inactive-b", help="comma-separated inactive factors of set B")
     t.add_argument("--b-unconstrained", action="store_true", help="set B: no inactive factor")
     t.add_argument("--held-out", action="append", help="FACTOR=V1,V2 value indices never trained on")
-    t.add_argument("--method", choices=["acc", "hue_infonce"])
-    t.add_argument("--similarity", choices=["l2sq", "l2", "cosine"])
+    t.add_argument("--method", choices=methods.names(),
+                   help="default acc; `acc methods` lists them with their supervision")
+    t.add_argument("--similarity", choices=list(SIMILARITIES))
     t.add_argument("--temperature", type=float)
     t.add_argument("--set-size", type=int)
     t.add_argument("--pairs", type=int, help="set pairs per step")
     t.add_argument("--lr", type=float)
     t.add_argument("--steps", type=int)
-    t.add_argument("--encoder", help="shapes3d, mnist, table_s6")
+    t.add_argument("--encoder", help=f"ACC's encoder: {', '.join(list_encoders())}")
     t.add_argument("--embedding-dim", type=int)
     t.add_argument("--image-size", type=int, help="0 keeps the source's size")
-    t.add_argument("--augment", help="comma-separated: hue,brightness_contrast,crop,...")
+    t.add_argument("--augment", help=f"comma-separated: {','.join(AUGMENTATIONS)}")
     t.add_argument("--double-augmentation", action="store_true")
     t.add_argument("--seed", type=int)
     t.add_argument("--checkpoint-every", type=int)

@@ -11,109 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import time
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from acc_core import rundir
 from acc_core.config import RunConfig
-from acc_core.paths import atomic_write_json, atomic_path
-
-
-# ----- locating runs and their embeddings ----------------------------------------------------
-def _run(run) -> tuple[Path, RunConfig]:
-    """A run id (or unique prefix), a RunRecord, or a run directory -> (dir, config)."""
-    if hasattr(run, "dir") and hasattr(run, "config"):
-        return Path(run.dir), run.config
-    if isinstance(run, (str, os.PathLike)) and (Path(run) / "config.json").exists():
-        d = Path(run)
-    else:
-        from acc_core.store import RunStore
-
-        store = RunStore()
-        d = store.run_dir(store.resolve(str(run)))
-    return d, RunConfig.from_json((d / "config.json").read_text())
-
-
-def snapshot_steps(run) -> list[int]:
-    d, _ = _run(run)
-    return sorted(int(p.stem.split("_")[1]) for p in (d / "snapshots").glob("step_*.npz"))
-
-
-def _step(run, step) -> int:
-    steps = snapshot_steps(run)
-    if not steps:
-        raise ValueError("this run has no embedding snapshots yet; wait for its first one")
-    if step in ("final", None):
-        return steps[-1]
-    if step == "initial":
-        return steps[0]
-    step = int(step)
-    if step not in steps:
-        # the nearest earlier snapshot: a step slider may ask for any step
-        earlier = [s for s in steps if s <= step]
-        return earlier[-1] if earlier else steps[0]
-    return step
-
-
-@lru_cache(maxsize=64)
-def _load_snapshot(path: str, mtime: float) -> dict:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-def embeddings(run, step="final") -> dict:
-    """{u (N, E) float32 (unit rows for cosine runs), indices (N,), factors (N, K), factor_names, step}."""
-    d, cfg = _run(run)
-    s = _step(run, step)
-    path = d / "snapshots" / f"step_{s:07d}.npz"
-    z = _load_snapshot(str(path), path.stat().st_mtime)
-    u = z["embeddings"].astype(np.float32, copy=False)  # shipped runs store float16
-    if cfg.train.similarity == "cosine":
-        # the loss sees directions only: every analysis works on unit vectors, as it does
-        u = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
-    return {
-        "u": u,
-        "indices": z["indices"].astype(np.int64, copy=False),
-        "factors": z["factors"].astype(np.int64, copy=False),
-        "factor_names": _factor_names(cfg),
-        "step": s,
-    }
-
-
-@lru_cache(maxsize=8)
-def _dataset(source: str, image_size):
-    from acc_core import data as data_sources
-    from acc_core.config import DataConfig
-
-    return data_sources.load_for(DataConfig(source=source, image_size=image_size))
-
-
-def dataset(run):
-    _, cfg = _run(run)
-    return _dataset(cfg.data.source, cfg.data.image_size)
-
-
-def _factor_names(cfg: RunConfig) -> list[str]:
-    from acc_core import data as data_sources
-
-    return [f["name"] for f in data_sources.manifest(cfg.data.source)["factors"]]
-
-
-def inactive_factors(run) -> list[str]:
-    _, cfg = _run(run)
-    return sorted(set(cfg.set_a.inactive) | set(cfg.set_b.inactive))
-
-
-def length_scale(cfg: RunConfig) -> float | None:
-    """√τ for l2sq, τ for l2, √(2τ) for cosine (on unit vectors): below it the loss no longer
-    separates points. The same for ACC and for the InfoNCE baseline (same logits sim/τ)."""
-    from acc_core.analysis.mi import loss_length_scale
-
-    t = cfg.train
-    return loss_length_scale(t.similarity, t.temperature)
+from acc_core.paths import atomic_path, atomic_write_json
+from acc_core.runview import (REL_SIGMA, _factor_names, _run, dataset, embeddings,  # noqa: F401
+                              inactive_factors, length_scale, noise_unit, representations,
+                              rms_radius, snapshot_steps)
 
 
 # ----- the cache -------------------------------------------------------------------------------
@@ -121,7 +28,7 @@ def _cache_path(run, name: str) -> Path:
     """Where a cached analysis is read: the run's own eval/ folder when it holds it, else
     where it would be written (`_write_path`)."""
     d, cfg = _run(run)
-    own = d / "eval" / name
+    own = rundir.eval_dir(d) / name
     return own if own.exists() else _write_path(d, cfg, name)
 
 
@@ -129,8 +36,8 @@ def _write_path(d: Path, cfg: RunConfig, name: str) -> Path:
     """The run's own eval/ folder; for a shipped run (it has meta.json) ACC_HOME/
     pretrained-cache/<run id>/eval/, so nothing ever writes into the installed pretrained/
     folder or replaces what a run shipped with."""
-    if not (d / "meta.json").exists():
-        return d / "eval" / name
+    if not rundir.is_shipped(d):
+        return rundir.eval_dir(d) / name
     from acc_core.paths import acc_home
 
     return acc_home() / "pretrained-cache" / cfg.run_id / "eval" / name
@@ -174,13 +81,20 @@ def _cached_npz(run, name: str, compute) -> dict:
 
 
 # ----- analyses ----------------------------------------------------------------------------------
-def projection(run, step="final", method="pca", n_components=2) -> dict:
+def _name(base: str, e: dict, cfg: RunConfig, suffix: str = "") -> str:
+    """Cache file name: the default representation keeps the names shipped runs carry."""
+    rep = "" if e["rep"] == cfg.method.representations[0] else f"_rep-{e['rep']}"
+    return f"{base}_step{e['step']:07d}{rep}{suffix}"
+
+
+def projection(run, step="final", method="pca", n_components=2, rep=None) -> dict:
     """{coords (N, c), explained_variance (c,) for PCA, indices, factors, step}."""
     from acc_core.analysis import project
 
-    if method not in ("pca", "umap"):
-        raise ValueError(f"unknown projection {method!r}; valid: pca, umap")
-    e = embeddings(run, step)
+    if method not in project.METHODS:
+        raise ValueError(f"unknown projection {method!r}; valid: {', '.join(project.METHODS)}")
+    _, cfg = _run(run)
+    e = embeddings(run, step, rep)
 
     def compute():
         if method == "pca":
@@ -189,80 +103,92 @@ def projection(run, step="final", method="pca", n_components=2) -> dict:
         coords = project.umap(e["u"], n_components=n_components, seed=0)
         return {"coords": coords.astype(np.float32)}
 
-    out = _cached_npz(run, f"{method}{n_components}_step{e['step']:07d}.npz", compute)
+    name = _name(f"{method}{n_components}", e, cfg, ".npz")
+    out = _cached_npz(run, name, compute)
     return {**out, "indices": e["indices"], "factors": e["factors"], "step": e["step"]}
 
 
-def noise_sweep(run, step="final", sigmas=None) -> dict:
-    """I(U + N(0, s^2 I); G) for every factor over a sweep of s (the ABC supplement Figures S1, S3)."""
+def noise_sweep(run, step="final", sigmas=None, rep=None) -> dict:
+    """I(U + N(0, s^2 I); G) for every factor over a sweep of s (the ABC supplement Figures
+    S1, S3). For a code without a loss length scale the default sweep spans the same range
+    relative to the final code's RMS radius, and `noise_unit` says so."""
     from acc_core.analysis import mi
 
-    d, cfg = _run(run)
-    e = embeddings(run, step)
+    _, cfg = _run(run)
+    e = embeddings(run, step, rep)
     sig = None if sigmas is None else [float(s) for s in sigmas]
+    unit = noise_unit(run, e["rep"])
 
     def compute():
-        out = mi.noise_sweep(
-            e["u"], e["factors"], sig, factor_names=e["factor_names"],
-            similarity=cfg.train.similarity, temperature=cfg.train.temperature,
-        )
+        ls = unit["value"] if unit["kind"] == "length scale" else unit["value"] * REL_SIGMA
+        out = mi.noise_sweep(e["u"], e["factors"], sig, factor_names=e["factor_names"],
+                             length_scale=ls)
         out = {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
                for k, v in out.items()}
-        out["length_scale"] = length_scale(cfg)
+        out["length_scale"] = length_scale(cfg, e["rep"])
         return out
 
-    res = _cached_json(run, f"sweep_step{e['step']:07d}_{_key(s=sig)}.json", compute)
+    res = _cached_json(run, _name("sweep", e, cfg, f"_{_key(s=sig)}.json"), compute)
     res["inactive"] = inactive_factors(run)
     res["step"] = e["step"]
+    res["unit"] = unit
     return res
 
 
-def default_sigma(cfg: RunConfig) -> float:
-    ls = length_scale(cfg)
-    return float(ls) if ls else 0.1
+def default_sigma(run, rep=None) -> float:
+    """The noise scale of the standard report: the loss's length scale, or REL_SIGMA x the
+    final code's RMS radius for codes without one. `run` may be a RunConfig whose method
+    has a length scale."""
+    if isinstance(run, RunConfig):
+        ls = length_scale(run, rep)
+        if ls:
+            return float(ls)
+        raise ValueError("this method's codes have no length scale; pass the run, not its config")
+    unit = noise_unit(run, rep)
+    return unit["value"] if unit["kind"] == "length scale" else unit["value"] * REL_SIGMA
 
 
-def mi_at(run, sigma: float, step="final") -> np.ndarray:
+def mi_at(run, sigma: float, step="final", rep=None) -> np.ndarray:
     """(K,) nats: I(U + N(0, sigma^2 I); G_k) for every factor, one noise scale."""
     from acc_core.analysis import mi
 
-    e = embeddings(run, step)
-    key = f"mi_step{e['step']:07d}_{_key(s=float(sigma))}.json"
+    _, cfg = _run(run)
+    e = embeddings(run, step, rep)
     return np.asarray(_cached_json(
-        run, key,
+        run, _name("mi", e, cfg, f"_{_key(s=float(sigma))}.json"),
         lambda: np.asarray(mi.gaussian_channel_mi_multi(e["u"], e["factors"], [float(sigma)]))[:, 0].tolist(),
     ))
 
 
-def probes(run, sigma=None, step="final") -> dict:
+def probes(run, sigma=None, step="final", rep=None) -> dict:
     """Per factor test accuracy of a 3x32 classifier on noisy embeddings, with chance."""
     from acc_core.analysis import probe
 
     _, cfg = _run(run)
-    sigma = default_sigma(cfg) if sigma is None else float(sigma)
-    e = embeddings(run, step)
+    sigma = default_sigma(run, rep) if sigma is None else float(sigma)
+    e = embeddings(run, step, rep)
 
     def compute():
         res = probe.probe_accuracy(e["u"], e["factors"], sigma=sigma, seed=0)
         return {name: _floats(res[k] if k in res else res[name])
                 for k, name in _keyed(res, e["factor_names"])}
 
-    return _cached_json(run, f"probe_step{e['step']:07d}_{_key(s=sigma)}.json", compute)
+    return _cached_json(run, _name("probe", e, cfg, f"_{_key(s=sigma)}.json"), compute)
 
 
-def agreement(run, k=10, step="final") -> dict:
+def agreement(run, k=10, step="final", rep=None) -> dict:
     """Per factor: fraction of the k nearest neighbours sharing the query's value, vs chance."""
     from acc_core.analysis import retrieval
 
     _, cfg = _run(run)
-    e = embeddings(run, step)
+    e = embeddings(run, step, rep)
 
     def compute():
-        res = retrieval.factor_agreement(e["u"], e["factors"], k=k, similarity=_sim(cfg))
+        res = retrieval.factor_agreement(e["u"], e["factors"], k=k, similarity=_sim(cfg, e["rep"]))
         return {name: _floats(res[kk] if kk in res else res[name])
                 for kk, name in _keyed(res, e["factor_names"])}
 
-    return _cached_json(run, f"agree_step{e['step']:07d}_{_key(k=k)}.json", compute)
+    return _cached_json(run, _name("agree", e, cfg, f"_{_key(k=k)}.json"), compute)
 
 
 def _keyed(res: dict, names: list[str]):
@@ -282,94 +208,69 @@ def _floats(d):
     return d
 
 
-def _sim(cfg: RunConfig) -> str:
-    return cfg.train.similarity
+def _sim(cfg: RunConfig, rep=None) -> str:
+    return cfg.method.retrieval_similarity(cfg, cfg.method.check_representation(rep))
 
 
-def knn_images(run, query_position: int, k: int = 8, step="final") -> dict:
+def knn_images(run, query_position: int, k: int = 8, step="final", rep=None) -> dict:
     """Nearest neighbours of one probe image: positions in the probe subset and scores."""
     from acc_core.analysis import retrieval
 
     _, cfg = _run(run)
-    e = embeddings(run, step)
+    e = embeddings(run, step, rep)
     u = e["u"]
     idx, scores = retrieval.knn(u[query_position : query_position + 1], u, k + 1,
-                                similarity=_sim(cfg))
+                                similarity=_sim(cfg, e["rep"]))
     idx, scores = np.asarray(idx)[0], np.asarray(scores)[0]
     keep = idx != query_position
     return {"positions": idx[keep][:k], "scores": scores[keep][:k],
             "indices": e["indices"][idx[keep][:k]]}
 
 
-def class_grid(run, factor: str | None = None, step="final", seed=0) -> np.ndarray:
+def class_grid(run, factor: str | None = None, step="final", seed=0, rep=None) -> np.ndarray:
     """(C, C) probe positions: for a query of each class, its nearest image of every class."""
     from acc_core.analysis import retrieval
 
     _, cfg = _run(run)
-    e = embeddings(run, step)
+    e = embeddings(run, step, rep)
     k = 0 if factor is None else e["factor_names"].index(factor)
     return np.asarray(retrieval.class_retrieval_grid(e["u"], e["factors"][:, k], seed=seed,
-                                                     similarity=_sim(cfg)))
+                                                     similarity=_sim(cfg, e["rep"])))
 
 
-def mine_spot_check(run, factor: str, sigma: float, steps: int = 2000, step="final") -> float:
-    from acc_core.analysis import mi
+def mine_spot_check(run, factor: str, sigma: float, steps: int = 2000, step="final", rep=None) -> float:
+    from acc_core.analysis import mine
 
-    e = embeddings(run, step)
+    e = embeddings(run, step, rep)
     k = e["factor_names"].index(factor)
-    return float(mi.mine_mi(e["u"], e["factors"][:, k], sigma=sigma, steps=steps))
+    return float(mine.mine_mi(e["u"], e["factors"][:, k], sigma=sigma, steps=steps))
 
 
-# ----- run-time estimate -----------------------------------------------------------------------
-@lru_cache(maxsize=32)
-def _seconds_per_step(encoder: str, dim: int, channels: int, size: int, batch: int) -> float:
-    """Time a few forward+backward passes of the run's network on this machine."""
-    import torch
-
-    from acc_core.models import build_encoder
-
-    # as training runs it: channels-last (measured 1.4-2.5x faster on CPU), first pass discarded
-    model = build_encoder(encoder, dim, in_channels=channels, image_size=size)
-    model = model.to(memory_format=torch.channels_last)
-    x = torch.rand(batch, channels, size, size).contiguous(memory_format=torch.channels_last)
-    times = []
-    for _ in range(4):
-        t0 = time.perf_counter()
-        model(x).pow(2).mean().backward()
-        times.append(time.perf_counter() - t0)
-    return min(times[1:])
-
-
-def estimate_seconds(config: RunConfig) -> float:
-    """Estimated wall time of a run on this machine's CPU (GPU runs are much faster)."""
-    from acc_core import data as data_sources
-
-    m = data_sources.manifest(config.data.source)
-    h, _, c = m["image_shape"]
-    size = config.data.image_size or h
-    t = config.train
-    batch = 2 * t.set_size * t.pairs_per_step * (2 if t.double_augmentation or t.method == "hue_infonce" else 1)
-    per_step = _seconds_per_step(config.model.encoder, config.model.embedding_dim, c, size, batch)
-    n_snap = t.steps // t.snapshot_every + 2
-    snap = n_snap * per_step * t.probe_size / batch / 3  # forward only, about a third
-    return float(t.steps * per_step * 1.15 + snap)  # 15%: data, loss, optimiser
+def model_eval(run) -> dict | None:
+    """The method's own evaluation of its networks (LORD's content transfer, the VAEs'
+    traversals), written when training ended; None if the method has none."""
+    d, _ = _run(run)
+    return rundir.read_model_eval(d)
 
 
 # ----- the standard report -----------------------------------------------------------------------
-def report(run, sigma=None, step="final") -> dict:
-    """Embeddings, PCA, noise sweep, MI at sigma, probes and agreement, for final and initial."""
+def report(run, sigma=None, step="final", rep=None) -> dict:
+    """Embeddings, PCA, noise sweep, MI at sigma, probes and agreement, for final and initial,
+    of one representation."""
     d, cfg = _run(run)
-    sigma = default_sigma(cfg) if sigma is None else float(sigma)
+    rep = cfg.method.check_representation(rep)
+    sigma = default_sigma(run, rep) if sigma is None else float(sigma)
     names = _factor_names(cfg)
-    out = {"run_id": cfg.run_id, "label": cfg.describe(), "sigma": sigma,
-           "length_scale": length_scale(cfg), "inactive": inactive_factors(run), "factors": {}}
+    out = {"run_id": cfg.run_id, "label": cfg.describe(), "method": cfg.train.method,
+           "representation": rep, "sigma": sigma, "length_scale": length_scale(cfg, rep),
+           "noise_unit": noise_unit(run, rep), "inactive": inactive_factors(run), "factors": {}}
     for which in ("initial", step):
         tag = "initial" if which == "initial" else "final"
-        e = embeddings(run, which)
-        mi_vals = mi_at(run, sigma, which)
-        pr = probes(run, sigma, which)
-        ag = agreement(run, 10, which)
-        pc = projection(run, which, "pca", 2)
+        e = embeddings(run, which, rep)
+        mi_vals = mi_at(run, sigma, which, rep)
+        pr = probes(run, sigma, which, rep)
+        ag = agreement(run, 10, which, rep)
+        pc = projection(run, which, "pca", 2, rep)
         out[f"{tag}_step"] = e["step"]
         out[f"{tag}_pca_explained_variance"] = np.asarray(pc["explained_variance"]).tolist()
         for i, n in enumerate(names):
@@ -379,18 +280,23 @@ def report(run, sigma=None, step="final") -> dict:
             f["probe_chance"] = pr[n]["chance"]
             f[f"{tag}_agreement"] = ag[n]["agreement"]
             f["agreement_chance"] = ag[n]["chance"]
-    sweep = noise_sweep(run, step)
+    sweep = noise_sweep(run, step, rep=rep)
     out["entropy"] = dict(zip(names, np.asarray(sweep["entropy"], dtype=float).tolist()))
-    atomic_write_json(_write_path(d, cfg, "report.json"), out)  # never over a shipped report
+    name = "report.json" if rep == cfg.method.representations[0] else f"report_rep-{rep}.json"
+    atomic_write_json(_write_path(d, cfg, name), out)  # never over a shipped report
     return out
 
 
 def format_report(rep: dict) -> str:
+    unit = rep.get("noise_unit") or {"kind": "length scale", "value": rep.get("length_scale")}
+    if unit.get("kind") == "rms radius":
+        scale = f" ({rep['sigma'] / unit['value']:.2f} x the code's RMS radius {unit['value']:.3g})"
+    else:
+        scale = f" (length scale {rep['length_scale']:g})" if rep.get("length_scale") else ""
     lines = [
         f"run {rep['run_id']}  {rep['label']}",
-        f"steps: initial {rep['initial_step']} -> final {rep['final_step']};  "
-        f"noise sigma = {rep['sigma']:g}" + (f" (length scale {rep['length_scale']:g})"
-                                             if rep.get("length_scale") else ""),
+        f"representation: {rep.get('representation', 'embedding')};  steps: initial "
+        f"{rep['initial_step']} -> final {rep['final_step']};  noise sigma = {rep['sigma']:.4g}" + scale,
         "",
         f"{'factor':<14}{'H(G)':>7}{'MI init':>9}{'MI final':>10}{'probe':>8}{'chance':>8}"
         f"{'agree':>8}{'chance':>8}",

@@ -10,7 +10,6 @@ scratch store and sets the new evaluation beside the shipped one.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import tempfile
@@ -20,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from acc_core import rundir
 from acc_core.config import ModelConfig, RunConfig, SetSpec, preset
-from acc_core.paths import atomic_write_json, pretrained_dir
+from acc_core.paths import pretrained_dir
 
 HUES = ("floor_hue", "wall_hue", "object_hue")
 
@@ -112,45 +112,58 @@ def all_scenarios() -> dict[str, tuple[RunConfig, str]]:
 
 
 def list_pretrained(root: Path | None = None) -> list[dict]:
+    """Shipped runs: their meta.json, run id and folder. A broken folder is listed with the
+    reason instead of hiding the others."""
+    from acc_core.data.base import DataError
+
     root = Path(root or pretrained_dir())
     out = []
-    for meta in sorted(root.glob("*/meta.json")):
-        m = json.loads(meta.read_text())
-        cfg = RunConfig.from_json((meta.parent / "config.json").read_text())
-        out.append({**m, "run_id": cfg.run_id, "dir": str(meta.parent)})
+    for meta in sorted(root.glob(f"*/{rundir.META}")):
+        d = meta.parent
+        try:
+            m = rundir.read_meta(d)
+            cfg = rundir.read_config(d)
+            out.append({**m, "name": m.get("name", d.name), "run_id": cfg.run_id, "dir": str(d),
+                        "method": cfg.train.method})
+        except DataError as e:
+            out.append({"name": d.name, "run_id": "?", "dir": str(d), "method": "?",
+                        "description": f"unreadable: {e}", "error": str(e)})
     return out
 
 
 def export(run_dir: Path, name: str, description: str, *, dest: Path | None = None,
            max_snapshots: int = 7, weights: bool = True) -> Path:
     """Copy a finished run into the shipped folder, compactly (`weights=False`: no checkpoint)."""
-    from acc_core import evaluate
-
     run_dir = Path(run_dir)
+    cfg = rundir.read_config(run_dir)
     out = Path(dest or pretrained_dir()) / name
-    tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{name}."))
     try:
-        shutil.copy(run_dir / "config.json", tmp / "config.json")
-        shutil.copy(run_dir / "log.jsonl", tmp / "log.jsonl")
-        steps = evaluate.snapshot_steps(run_dir)
+        rundir.write_config(tmp, cfg)
+        shutil.copy(run_dir / rundir.LOG, tmp / rundir.LOG)
+        steps = rundir.snapshot_steps(run_dir)
         keep = sorted(set(np.linspace(0, len(steps) - 1, min(max_snapshots, len(steps)))
                           .round().astype(int).tolist()))
-        (tmp / "snapshots").mkdir()
+        reps = cfg.method.representations
         for i in keep:
-            with np.load(run_dir / "snapshots" / f"step_{steps[i]:07d}.npz") as z:
-                np.savez_compressed(
-                    tmp / "snapshots" / f"step_{steps[i]:07d}.npz",
-                    embeddings=z["embeddings"].astype(np.float16), indices=z["indices"],
-                    factors=z["factors"].astype(np.int8), step=z["step"])
+            z = rundir.load_snapshot(run_dir, steps[i])
+            codes = {r: rundir.snapshot_codes(z, r, reps) for r in reps}
+            rundir.save_snapshot(tmp, steps[i], codes, z["indices"], z["factors"],
+                                 compressed=True, half=True)
         if weights:
-            ckpt = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+            ckpt = rundir.load_checkpoint(rundir.checkpoint_path(run_dir))
             torch.save({"model": {k: v.half() for k, v in ckpt["model"].items()},
-                        "step": ckpt["step"], "config": ckpt["config"]}, tmp / "checkpoint.pt")
-        cfg = RunConfig.from_json((run_dir / "config.json").read_text())
+                        "step": ckpt["step"], "config": ckpt["config"], "run_id": cfg.run_id},
+                       rundir.checkpoint_path(tmp))
+        if rundir.read_model_eval(run_dir) is not None:
+            shutil.copytree(rundir.eval_dir(run_dir), rundir.eval_dir(tmp),
+                            ignore=lambda d, names: [n for n in names if n not in (
+                                rundir.MODEL_EVAL, rundir.MODEL_IMAGES)])
         _evaluate_for_shipping(tmp)
         # meta.json last: it marks the folder as shipped (evaluate then caches elsewhere)
-        atomic_write_json(tmp / "meta.json", {
-            "name": name, "description": description, "status": "done",
+        rundir.write_meta(tmp, {
+            "name": name, "description": description, "status": "done", "run_id": cfg.run_id,
             "step": cfg.train.steps, "exported": time.strftime("%Y-%m-%d"), "weights": weights,
         })
         if out.exists():
@@ -163,29 +176,37 @@ def export(run_dir: Path, name: str, description: str, *, dest: Path | None = No
 
 
 def _evaluate_for_shipping(run_dir: Path) -> None:
-    """The cached evaluation a shipped run carries, so the app computes nothing heavy."""
+    """The cached evaluation a shipped run carries, so the app computes nothing heavy: for
+    every representation of its method."""
     from acc_core import evaluate
 
-    evaluate.report(run_dir)
-    for which in ("initial", "final"):
-        evaluate.projection(run_dir, which, "pca", 2)
-    evaluate.noise_sweep(run_dir, "initial")
+    for rep in rundir.read_config(run_dir).method.representations:
+        evaluate.report(run_dir, rep=rep)
+        for which in ("initial", "final"):
+            evaluate.projection(run_dir, which, "pca", 2, rep=rep)
+        evaluate.noise_sweep(run_dir, "initial", rep=rep)
 
 
 def refresh_evaluation(name: str, root: Path | None = None) -> Path:
-    """Recompute a shipped run's cached evaluation in place (after the analysis changed)."""
+    """Recompute a shipped run's cached evaluation (after the analysis changed): in a copy of
+    the folder without its shipped flag, whose new eval/ then replaces the shipped one."""
     shipped = {p["name"]: Path(p["dir"]) for p in list_pretrained(root)}
     if name not in shipped:
         raise ValueError(f"unknown pretrained run {name!r}; available: {', '.join(shipped) or 'none'}")
     d = shipped[name]
-    meta = d / "meta.json"
-    aside = d / ".meta.json.refreshing"
-    meta.rename(aside)  # without meta.json the folder is an ordinary run: caches go into it
-    try:
-        shutil.rmtree(d / "eval", ignore_errors=True)
-        _evaluate_for_shipping(d)
-    finally:
-        aside.rename(meta)
+    with tempfile.TemporaryDirectory(dir=d.parent) as work:
+        copy = Path(work) / name
+        shutil.copytree(d, copy, ignore=lambda _, names: [n for n in names if n in (
+            rundir.META, rundir.EVAL)])
+        if rundir.read_model_eval(d) is not None:
+            (copy / rundir.EVAL).mkdir()
+            for n in (rundir.MODEL_EVAL, rundir.MODEL_IMAGES):
+                shutil.copy(rundir.eval_dir(d) / n, rundir.eval_dir(copy) / n)
+        _evaluate_for_shipping(copy)
+        old = Path(work) / "old-eval"
+        if rundir.eval_dir(d).exists():
+            os.replace(rundir.eval_dir(d), old)
+        os.replace(rundir.eval_dir(copy), rundir.eval_dir(d))
     return d
 
 
@@ -198,7 +219,7 @@ def reproduce(name: str, *, device: str | None = None, root: Path | None = None)
     if name not in shipped:
         raise ValueError(f"unknown pretrained run {name!r}; available: {', '.join(shipped) or 'none'}")
     src = Path(shipped[name]["dir"])
-    cfg = RunConfig.from_json((src / "config.json").read_text())
+    cfg = rundir.read_config(src)
     old = evaluate.report(src)
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
@@ -226,8 +247,9 @@ def build(names: list[str] | None = None, *, device: str | None = None,
     Without names: the main and extra scenarios. A scenario already shipped with the same
     config is skipped unless `force`. Extra scenarios export light (no weights, two snapshots).
     """
+    from acc_core.cli import check_config
+    from acc_core.runner import train_claimed
     from acc_core.store import RunStore
-    from acc_core.train import load_dataset, train
 
     table, extra = all_scenarios(), extra_scenarios()
     unknown = [n for n in names or [] if n not in table]
@@ -242,21 +264,15 @@ def build(names: list[str] | None = None, *, device: str | None = None,
         if shipped.get(name) == cfg.run_id:
             print(f"{name}: already shipped ({cfg.run_id}), skipped", flush=True)
             continue
-        load_dataset(cfg)  # a missing dataset fails here, before anything is queued
+        check_config(cfg)  # a missing dataset fails here, before anything is queued
         rec = store.submit(cfg, label=name, retry=True)
         if rec.status != "done":
-            worker = f"build-{name}-{os.getpid()}"
-            if not store.claim(rec.run_id, worker, os.getpid()):
+            owner = f"build-{name}-{os.getpid()}"
+            claimed = store.claim(rec.run_id, owner, os.getpid())
+            if not claimed:
                 raise RuntimeError(f"run {rec.run_id} for {name} is being trained elsewhere")
-            t0, beat = time.perf_counter(), [0.0]
-
-            def heartbeat(p: dict) -> None:  # other processes can tell this run is alive
-                if time.monotonic() - beat[0] > 5.0 or p["step"] == p["steps"]:
-                    beat[0] = time.monotonic()
-                    store.heartbeat(rec.run_id, worker, p["step"], p["steps"])
-
-            res = train(cfg, rec.dir, device=device, progress=heartbeat)
-            store.finish(rec.run_id, res["status"], step=res["step"], reason=res["reason"])
+            t0 = time.perf_counter()
+            res = train_claimed(store, claimed, owner, device=device)
             if res["status"] != "done":
                 raise RuntimeError(f"{name} ended {res['status']}: {res['reason']}")
             print(f"{name}: trained in {time.perf_counter() - t0:.0f} s", flush=True)

@@ -41,8 +41,13 @@ REP_PREFIX = "rep_"
 
 
 # ----- config and the shipped flag ------------------------------------------------------------
-def read_config(run_dir: str | os.PathLike):
-    """The run's RunConfig; a clear DataError naming the file when it cannot be read."""
+def read_config(run_dir: str | os.PathLike, fix: str | None = None):
+    """The run's RunConfig; a clear DataError naming the file when it cannot be read, ending
+    with what to do (`fix`; by default: delete the run and submit it again)."""
+    if fix is None:
+        fix = "delete the run and submit its settings again"
+    if is_shipped(run_dir):
+        fix = f"restore the folder {Path(run_dir)} from the repository or remove it"
     from acc_core.config import RunConfig
 
     path = Path(run_dir) / CONFIG
@@ -51,12 +56,11 @@ def read_config(run_dir: str | os.PathLike):
     except FileNotFoundError:
         raise DataError(f"{path} is missing: this folder is not a run") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path} is unreadable ({e}); restore it or delete the run") from None
+        raise DataError(f"{path} is unreadable ({e}); {fix}") from None
     try:
         return RunConfig.from_json(text)
     except (ValueError, TypeError, KeyError, AttributeError) as e:
-        raise DataError(f"{path} is not a config this version can read ({type(e).__name__}: {e}); "
-                        "delete the run and submit its settings again") from None
+        raise DataError(f"{path} is unreadable ({type(e).__name__}: {e}); {fix}") from None
 
 
 def write_config(run_dir: str | os.PathLike, config) -> None:

@@ -20,34 +20,27 @@ per call, so none is ever shared across threads (Streamlit runs each script in a
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import os
-import re
 import shutil
 import socket
 import sqlite3
 import time
 import uuid
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from acc_core import rundir
 from acc_core.config import RunConfig, validate
 from acc_core.data.base import DataError
-from acc_core.paths import acc_home, atomic_write_json
+from acc_core.paths import acc_home
 from acc_core.paths import pretrained_dir as paths_pretrained_dir
+from acc_core.records import LIVE, STATUSES, RunRecord, pid_alive, read_pretrained  # noqa: F401
 
-STATUSES = ("queued", "running", "done", "failed", "interrupted", "cancelled")
-LIVE = ("queued", "running", "interrupted")  # a worker will still move these forward
 RETRYABLE = ("failed", "cancelled", "interrupted")
 FINAL = ("done", "failed", "cancelled", "interrupted")  # what `finish` may set
 MAX_CRASHES = 3  # a run whose worker died this often is failed, so it cannot kill workers forever
 BUSY_TIMEOUT_S = 10.0
 LIVE_PID_GRACE = 10.0  # see reap_dead
-_SNAPSHOT = re.compile(r"^step_(\d+)\.npz$")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -67,66 +60,6 @@ CREATE TABLE IF NOT EXISTS runs (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     crashes INTEGER NOT NULL DEFAULT 0
 )"""
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One run as the store sees it; `config` is parsed from `config_json` on first use."""
-
-    run_id: str
-    label: str
-    config_json: str
-    status: str
-    created_at: float
-    updated_at: float
-    step: int
-    steps: int
-    reason: str | None
-    worker_id: str | None
-    worker_pid: int | None
-    worker_host: str | None
-    heartbeat_at: float | None
-    cancel_requested: bool
-    crashes: int
-    source: str  # "user" or "pretrained"
-    dir: Path
-    description: str = ""
-
-    @functools.cached_property
-    def config(self) -> RunConfig:
-        try:
-            return RunConfig.from_json(self.config_json)
-        except (ValueError, TypeError, KeyError, AttributeError) as e:
-            raise DataError(
-                f"run {self.run_id} has a config this version cannot read ({type(e).__name__}: "
-                f"{e}); delete the run and submit its settings again"
-            ) from None
-
-    @property
-    def is_live(self) -> bool:
-        return self.status in LIVE
-
-    @property
-    def progress(self) -> float:
-        """Fraction of the training steps done, in [0, 1]."""
-        return min(1.0, self.step / self.steps) if self.steps else 0.0
-
-
-def pid_alive(pid: int | None) -> bool:
-    """Whether process `pid` exists on this host and is not a zombie."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    try:  # a killed child nobody waited for is a zombie: dead, though kill(pid, 0) succeeds
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
 
 
 class RunStore:
@@ -200,8 +133,8 @@ class RunStore:
         pretrained = self._pretrained().get(run_id)
         if pretrained is not None:
             return pretrained
-        if not (self.root / run_id / "config.json").exists():
-            atomic_write_json(self.root / run_id / "config.json", config.to_dict())
+        if not (self.root / run_id / rundir.CONFIG).exists():
+            rundir.write_config(self.root / run_id, config)
         now = time.time()
         with self._db(write=True) as db:
             db.execute(
@@ -289,11 +222,11 @@ class RunStore:
         out: dict[str, RunRecord] = {}
         if not self.pretrained_dir.is_dir():
             return out
-        for d in sorted(p for p in self.pretrained_dir.iterdir() if (p / "config.json").is_file()):
+        for d in sorted(p for p in self.pretrained_dir.iterdir() if (p / rundir.CONFIG).is_file()):
             try:
                 stamp = tuple(f.stat().st_mtime_ns if f.exists() else 0
-                              for f in (d / "config.json", d / "meta.json"))
-                rec = _read_pretrained(d, stamp)
+                              for f in (d / rundir.CONFIG, d / rundir.META))
+                rec = read_pretrained(d, stamp)
             except DataError as e:  # one broken folder must not hide the others
                 warnings.warn(str(e), stacklevel=3)
                 continue
@@ -412,50 +345,16 @@ class RunStore:
                 reaped.append(rec.run_id)
         return reaped
 
-    # ----- what training wrote ------------------------------------------------------------------
+    # ----- what training wrote (read through acc_core.rundir, the layout's one owner) -----------
     def read_log(self, run_id: str) -> list[dict]:
-        """Records of log.jsonl. A torn line (a write cut off by a crash) is skipped, keeping any
-        whole record appended to it; when steps go back (a resume re-logs from its checkpoint),
-        the later records replace the ones they repeat."""
-        path = self.run_dir(run_id) / "log.jsonl"
-        try:
-            lines = path.read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        out: list[dict] = []
-        for line in lines:
-            rec = _parse_line(line)
-            if rec is None:
-                continue
-            step = rec.get("step")
-            if isinstance(step, int):
-                out = [r for r in out if not isinstance(r.get("step"), int) or r["step"] < step]
-            out.append(rec)
-        return out
+        return rundir.read_log(self.run_dir(run_id))
 
     def snapshot_steps(self, run_id: str) -> list[int]:
-        folder = self.run_dir(run_id) / "snapshots"
-        if not folder.is_dir():
-            return []
-        return sorted(int(m[1]) for p in folder.iterdir() if (m := _SNAPSHOT.match(p.name)))
+        return rundir.snapshot_steps(self.run_dir(run_id))
 
     def load_snapshot(self, run_id: str, step: int) -> dict:
         """{embeddings (P, E) float32, indices (P,) int64, factors (P, K) int64, step} at `step`."""
-        path = self.run_dir(run_id) / "snapshots" / f"step_{int(step):07d}.npz"
-        if not path.exists():
-            have = self.snapshot_steps(run_id)
-            raise ValueError(f"run {run_id} has no snapshot at step {step}; "
-                             f"available steps: {', '.join(map(str, have)) or 'none yet'}")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                out = {k: z[k] for k in z.files}
-            # shipped runs store float16 embeddings and int8 factors to stay small
-            out["embeddings"] = out["embeddings"].astype(np.float32, copy=False)
-            out["factors"] = out["factors"].astype(np.int64, copy=False)
-            return out
-        except (OSError, ValueError, EOFError) as e:
-            raise DataError(f"snapshot {path} is unreadable ({e}); delete it (training writes "
-                            "it again if the run is resumed)") from None
+        return rundir.load_snapshot(self.run_dir(run_id), step)
 
     def delete(self, run_id: str) -> None:
         """Remove a user run (index row and folder); not while it is running."""
@@ -470,43 +369,3 @@ class RunStore:
             trash = self.root / f".deleted-{rec.run_id}-{uuid.uuid4().hex[:6]}"
             os.replace(rec.dir, trash)
             shutil.rmtree(trash, ignore_errors=True)
-
-
-def _parse_line(line: str) -> dict | None:
-    try:
-        rec = json.loads(line)
-        return rec if isinstance(rec, dict) else None
-    except json.JSONDecodeError:
-        # A torn record followed by a whole one on the same line: keep the whole one.
-        for i in (m.start() for m in re.finditer(r"\{", line) if m.start() > 0):
-            with contextlib.suppress(json.JSONDecodeError):
-                rec = json.loads(line[i:])
-                return rec if isinstance(rec, dict) else None
-        return None
-
-
-@functools.lru_cache(maxsize=256)
-def _read_pretrained(d: Path, stamp: tuple) -> RunRecord:
-    """A pretrained run folder as a record (cached until its files change: `stamp`)."""
-    try:
-        config = RunConfig.from_json((d / "config.json").read_text())
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
-        raise DataError(f"pretrained run {d.name}: config.json is unreadable ({e}); restore the "
-                        f"folder {d} from the repository or remove it") from None
-    try:
-        meta = json.loads((d / "meta.json").read_text())
-        if not isinstance(meta, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as e:
-        raise DataError(f"pretrained run {d.name}: meta.json is missing or unreadable ({e}); "
-                        f"restore the folder {d} from the repository or remove it") from None
-    status = meta.get("status", "done")
-    made = float(meta.get("created_at") or (d / "meta.json").stat().st_mtime)
-    step = int(meta.get("step", config.train.steps))
-    return RunRecord(
-        run_id=config.run_id, label=str(meta.get("name", d.name)), config_json=config.canonical_json(),
-        status=status if status in STATUSES else "done", created_at=made, updated_at=made,
-        step=step, steps=config.train.steps, reason=None, worker_id=None, worker_pid=None,
-        worker_host=None, heartbeat_at=None, cancel_requested=False, crashes=0,
-        source="pretrained", dir=d, description=str(meta.get("description", "")),
-    )

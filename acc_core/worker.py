@@ -7,9 +7,10 @@ the device's lock. A worker
 - holds an exclusive flock on root/worker-<device>.lock for its life: one worker per device.
   The OS drops the lock when the process dies, however it dies;
 - reaps runs whose worker died (they become `interrupted`) and resumes those first;
-- trains each run with `acc_core.train.train` (the ACC paper section 3); a side thread writes the
-  heartbeat and progress about once a second, so a long snapshot never looks like a death, and
-  reads cancel requests, which stop training at the next step;
+- trains each run through `acc_core.runner.train_claimed`, the path `acc train` and `acc
+  pretrained build` share: a side thread writes the heartbeat and progress about once a
+  second, so a long snapshot never looks like a death, and reads cancel requests, which stop
+  training at the next step;
 - on SIGTERM or SIGINT lets the current step finish, marks the run interrupted and exits.
 
 Test hook: the environment variable ACC_TRAIN_FN="module:function" replaces
@@ -35,14 +36,12 @@ import time
 import uuid
 from pathlib import Path
 
-from acc_core.data.base import DataError
 from acc_core.paths import REPO_ROOT, acc_home
 from acc_core.store import RunStore
 
 log = logging.getLogger("acc_core.worker")
 EXIT_BUSY = 3  # exit status of a worker that found another one holding the device's lock
 LOCK_WAIT_S = 0.5  # a lock probe (worker_alive) holds the lock for microseconds: wait it out
-HEARTBEAT_S = 1.0
 REAP_EVERY_S = 10.0
 
 
@@ -171,66 +170,19 @@ def run_worker(root=None, *, device: str | None = None, once: bool = False, poll
 
 
 def _train_one(store: RunStore, rec, worker_id: str, device, train_fn, stop: _Stop) -> None:
+    from acc_core.runner import train_claimed
+
     log.info("run %s (%s): training from step %d of %d", rec.run_id, rec.label, rec.step, rec.steps)
-    beat = _Heartbeat(store, rec, worker_id)
-    beat.start()
     try:
-        train = train_fn or _resolve_train()  # inside: a broken install fails the run, says why
-        result = train(rec.config, rec.dir, device=device, progress=beat.progress,
-                       should_stop=lambda: stop.requested or beat.cancel or beat.lost)
-    except Exception as e:  # a bug or bad data fails this run only; the worker goes on
-        beat.stop()
-        log.exception("run %s failed", rec.run_id)
-        store.finish(rec.run_id, "failed", step=beat.step, reason=f"{type(e).__name__}: {e}",
+        train = train_fn or _resolve_train()
+    except Exception as e:  # a broken install fails the run and says why; the worker goes on
+        store.finish(rec.run_id, "failed", step=rec.step, reason=f"{type(e).__name__}: {e}",
                      worker_id=worker_id)
         return
-    except BaseException:  # KeyboardInterrupt (a second Ctrl+C), SystemExit
-        beat.stop()
-        store.finish(rec.run_id, "interrupted", step=beat.step, worker_id=worker_id,
-                     reason=f"worker stopped at step {beat.step}")
-        raise
-    beat.stop()
-    if beat.lost:
-        log.warning("run %s was taken from this worker (reaped as stale); leaving it", rec.run_id)
-        return
-    status, step = result.get("status"), int(result.get("step", beat.step))
-    reason = result.get("reason")
-    if status == "cancelled" and not store.cancel_requested(rec.run_id):
-        status, reason = "interrupted", f"worker stopped at step {step}; it resumes with the next worker"
-    elif status not in ("done", "failed", "cancelled"):
-        status, reason = "failed", f"training returned an unknown status {status!r}"
-    store.finish(rec.run_id, status, step=step, reason=reason, worker_id=worker_id)
-    log.info("run %s: %s at step %d%s", rec.run_id, status, step, f" ({reason})" if reason else "")
-
-
-class _Heartbeat(threading.Thread):
-    """Writes the latest progress about once a second and reads cancel requests, off the
-    training thread: `progress` and `should_stop` stay in-memory and cost nothing per step."""
-
-    def __init__(self, store: RunStore, rec, worker_id: str):
-        super().__init__(daemon=True, name=f"heartbeat-{rec.run_id}")
-        self.store, self.run_id, self.worker_id = store, rec.run_id, worker_id
-        self.step, self.steps = rec.step, rec.steps
-        self.cancel = self.lost = False
-        self._done = threading.Event()
-
-    def progress(self, info: dict) -> None:
-        self.step = int(info.get("step", self.step))
-        self.steps = int(info.get("steps", self.steps))
-
-    def run(self) -> None:
-        while not self._done.wait(HEARTBEAT_S):
-            try:
-                if not self.store.heartbeat(self.run_id, self.worker_id, self.step, self.steps):
-                    self.lost = True
-                    return
-                self.cancel = self.store.cancel_requested(self.run_id)
-            except DataError as e:  # a busy database: try again next beat
-                log.warning("heartbeat of run %s: %s", self.run_id, e)
-
-    def stop(self) -> None:
-        self._done.set()
-        self.join()
+    out = train_claimed(store, rec, worker_id, device=device, train_fn=train,
+                        stop_requested=lambda: stop.requested)
+    log.info("run %s: %s at step %d%s", rec.run_id, out["status"], out["step"],
+             f" ({out['reason']})" if out["reason"] else "")
 
 
 def _resolve_train():

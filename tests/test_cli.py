@@ -21,7 +21,10 @@ def acc(*args, env=None, timeout=300):
         (["--temperature", "0"], "temperature must be > 0"),
         (["--inactive-a", "colour"], "unknown inactive factor 'colour'"),
         (["--inactive-a", "floor_hue,wall_hue,object_hue,scale,shape,orientation"], "every factor"),
-        (["--data", "imagenet"], "unknown data source 'imagenet'"),
+        (["--data", "imagenet"], "invalid choice: 'imagenet'"),
+        (["--method", "vqvae"], "invalid choice: 'vqvae'"),
+        (["--embedding-dim", "0"], "embedding dim must be >= 1"),
+        (["--checkpoint-every", "0"], "checkpoint every must be >= 1"),
         (["--data", "mnist"], "acc data download mnist"),
     ],
 )

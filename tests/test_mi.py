@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from acc_core.analysis import mi
+from acc_core.losses import loss_length_scale
 
 
 def channel_mi_by_integration(centres, labels, sigma, axis=None):
@@ -100,7 +101,8 @@ def test_chunking_does_not_change_the_estimate():
 def test_noise_sweep_fields_and_defaults():
     u, g = clusters()
     f = np.stack([g, g % 2], 1)
-    out = mi.noise_sweep(u, f, factor_names=["cluster", "parity"], temperature=4.0)
+    out = mi.noise_sweep(u, f, factor_names=["cluster", "parity"],
+                         length_scale=loss_length_scale("l2sq", 4.0))
     assert out["mi"].shape == (2, 40) and len(out["sigmas"]) == 40
     assert out["length_scale"] == pytest.approx(2.0)
     assert out["sigmas"][0] <= 0.2 and out["sigmas"][-1] >= 20.0
@@ -108,8 +110,10 @@ def test_noise_sweep_fields_and_defaults():
     assert out["mi"][0, 0] == pytest.approx(out["entropy"][0], abs=1e-3)
     assert out["mi"][0, -1] < 0.05
     assert out["factor_names"] == ["cluster", "parity"]
-    assert mi.noise_sweep(u, g, similarity="l2", temperature=3.0)["length_scale"] == 3.0
-    assert mi.noise_sweep(u, g, [1.0], similarity="cosine", temperature=0.5)["length_scale"] == pytest.approx(1.0)
+    assert loss_length_scale("l2", 3.0) == 3.0
+    assert loss_length_scale("cosine", 0.5) == pytest.approx(1.0)
+    # without a length scale the default range still comes from the cloud itself
+    assert mi.noise_sweep(u, g)["length_scale"] is None
 
 
 def test_bad_inputs_say_what_to_do():
@@ -121,7 +125,9 @@ def test_bad_inputs_say_what_to_do():
     with pytest.raises(ValueError, match="NaN"):
         mi.gaussian_channel_mi(np.full((3, 2), np.nan), [0, 1, 0], [1.0])
     with pytest.raises(ValueError, match="similarity"):
-        mi.noise_sweep(u, g, similarity="dot")
+        loss_length_scale("dot", 1.0)
+    with pytest.raises(ValueError, match="length_scale"):
+        mi.noise_sweep(u, g, length_scale=0.0)
 
 
 def test_mine_agrees_with_gaussian_channel():

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from acc_core import worker as worker_mod
+from acc_core import runner as runner_mod
 from acc_core.config import RunConfig, TrainConfig
 from acc_core.paths import atomic_write_json
 from acc_core.store import RunStore, pid_alive
@@ -111,7 +112,7 @@ def test_a_broken_train_hook_fails_the_run_and_says_why(store, monkeypatch):
 
 
 def test_heartbeat_is_throttled_and_cancel_stops_a_running_run(store, monkeypatch):
-    monkeypatch.setattr(worker_mod, "HEARTBEAT_S", 0.1)
+    monkeypatch.setattr(runner_mod, "HEARTBEAT_S", 0.1)
     beats = []
     real = RunStore.heartbeat
     monkeypatch.setattr(RunStore, "heartbeat", lambda self, *a: beats.append(a) or real(self, *a))
@@ -193,7 +194,7 @@ def test_sigterm_finishes_the_step_marks_interrupted_and_exits(store):
         proc.kill()
     assert proc.returncode == 0, out
     r = store.get(rec.run_id)
-    assert r.status == "interrupted" and "worker stopped at step" in r.reason
+    assert r.status == "interrupted" and "stopped at step" in r.reason
     ckpt = json.loads((r.dir / "checkpoint.json").read_text())["step"]
     assert r.step == ckpt and 3 <= ckpt < 400
     assert "received SIGTERM" in out

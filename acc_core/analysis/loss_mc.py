@@ -20,7 +20,7 @@ import torch
 
 from acc_core.losses import acc_loss
 
-SIMILARITIES = ("l2sq", "l2", "cosine")
+from acc_core.losses import SIMILARITIES
 
 
 def _cell_losses(n: int, d: int, temperatures: np.ndarray, *, n_trials: int, similarity: str,

@@ -32,71 +32,12 @@ All quantities are in nats.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
 import torch
 
-SIMILARITIES = ("l2sq", "l2", "cosine")
-
-
-# ----- input checks shared by the analysis modules -------------------------------------------
-def as_embeddings(u) -> np.ndarray:
-    """Embeddings (N, D) as finite float64, or a ValueError that says what to pass."""
-    x = np.asarray(u.detach().cpu() if isinstance(u, torch.Tensor) else u, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"embeddings must be a non-empty 2-D array (N, D), got shape {x.shape}; stack them row-wise.")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("embeddings contain NaN or infinite values; check the run that produced them.")
-    return x
-
-
-def as_labels(g) -> np.ndarray:
-    """Integer labels (N,) as int64, or a ValueError."""
-    x = np.asarray(g)
-    if x.ndim != 1 or x.size == 0:
-        raise ValueError(f"labels must be a non-empty 1-D array (N,), got shape {x.shape}; pass one factor column.")
-    if not np.issubdtype(x.dtype, np.integer):
-        if not np.all(np.isfinite(x)) or not np.all(x == np.round(x)):
-            raise ValueError("labels must be integer value indices (e.g. dataset.factors(...)[:, k]).")
-    return x.astype(np.int64)
-
-
-def as_factors(factors, n: int) -> np.ndarray:
-    """Factor labels (N, K) as int64 (a 1-D array is one factor), or a ValueError."""
-    f = np.asarray(factors)
-    if f.ndim == 1:
-        f = f[:, None]
-    if f.ndim != 2 or f.shape[1] < 1:
-        raise ValueError(f"factors must be a 2-D array (N, K) of value indices, got shape {f.shape}.")
-    if f.shape[0] != n:
-        raise ValueError(f"got {f.shape[0]} factor rows for {n} embeddings; pass one row per embedding.")
-    return np.stack([as_labels(col) for col in f.T], 1)
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Run small-network training on one intra-op thread, restoring the setting after.
-
-    For 128-unit layers at batch 512 thread synchronisation costs more than it saves, and on
-    a busy machine a two-thread barrier can stall each op for a whole scheduler slice
-    (measured: 13 µs vs 11.7 ms for one ReLU). The setting is process-wide while it lasts.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def entropy(g) -> float:
-    """Empirical entropy H(G) = −Σ_v p_v log p_v of integer labels g (N,), in nats."""
-    g = as_labels(g)
-    _, counts = np.unique(g, return_counts=True)
-    p = counts / counts.sum()
-    return float(-(p * np.log(p)).sum())
+from acc_core.analysis.arrays import _codes, as_embeddings, as_factors, as_labels, entropy  # noqa: F401
 
 
 def _check_sigmas(sigmas) -> np.ndarray:
@@ -153,40 +94,40 @@ def gaussian_channel_mi_multi(
     r_sum = np.zeros((f.shape[1], len(s)))  # Σ_s r_s, r = log(own-class sum / total)
     ry_sum = np.zeros((f.shape[1], len(s)))  # Σ_s r_s y_s, for the control variate below
     rows_per_chunk = max(1, chunk_elements // n)
-    # Small problems run on one thread: their ops are too short to amortise thread barriers.
-    with single_thread() if n_samples * n < (1 << 21) else contextlib.nullcontext():
-        for start in range(0, n_samples, rows_per_chunk):
-            idx = centres[start : start + rows_per_chunk]  # (R,)
-            e, uc = eps[start : start + len(idx)], u_t[idx]  # (R, D), (R, D)
-            d = (sq[idx, None] + sq[None, :] - 2.0 * (uc @ u_t.T)).clamp_min_(0.0)  # (R, N)
-            p = (e * uc).sum(1, keepdim=True) - e @ u_t.T  # (R, N)
-            r = torch.arange(len(idx))
-            d[r, idx] = 0.0  # exact zeros for the sample's own centre
-            p[r, idx] = 0.0
-            c = shift[start : start + len(idx), None]  # (R, 1)
-            dtype = torch.float64 if c.max() > 40.0 else torch.float32
-            dw, pw, cw, oh = d.to(dtype), p.to(dtype), c.to(dtype), onehot_by_dtype[dtype]
-            # Exponents are floored just above the subnormal range (e^-80 in float32): exp is
-            # ~10x slower on arguments whose result underflows, and the floor adds at most
-            # e^-80 per point to sums that are >= e^-40 (the own centre): relative error < N e^-40.
-            floor = -80.0 if dtype == torch.float32 else -700.0
-            own_cols = cols_t[idx]  # (R, K)
-            for j, sigma in enumerate(s):
-                w = torch.mul(dw, -0.5 / sigma**2).add_(pw, alpha=-1.0 / sigma)  # (R, N) e_n
-                if c.any():
-                    w.sub_(cw)
-                w.clamp_min_(floor).exp_()
-                sums = (oh @ w.T).T  # (R, C+1) class-conditional sums and the total
-                own = sums.gather(1, own_cols).double()  # (R, K)
-                ratio = own.log() - sums[:, c_tot : c_tot + 1].double().log()  # (R, K)
-                # Only for float64 rows with c_s > ~650 (D in the thousands) can the own-class sum
-                # underflow; recompute those (row, factor) pairs exactly with log-sum-exp.
-                for row, k in (own < 1e-280).nonzero().tolist():
-                    ev = -d[row] / (2 * sigma**2) - p[row] / sigma  # (N,) float64
-                    mask = cols_t[:, k] == own_cols[row, k]
-                    ratio[row, k] = torch.logsumexp(ev[mask], 0) - torch.logsumexp(ev, 0)
-                r_sum[:, j] += ratio.sum(0).numpy()
-                ry_sum[:, j] += (ratio.numpy() * y[start : start + len(idx)]).sum(0)
+    # No toggling of torch's process-wide thread count here: the app's threaded server runs
+    # several of these at once, and one call could leave another stuck at one thread.
+    for start in range(0, n_samples, rows_per_chunk):
+        idx = centres[start : start + rows_per_chunk]  # (R,)
+        e, uc = eps[start : start + len(idx)], u_t[idx]  # (R, D), (R, D)
+        d = (sq[idx, None] + sq[None, :] - 2.0 * (uc @ u_t.T)).clamp_min_(0.0)  # (R, N)
+        p = (e * uc).sum(1, keepdim=True) - e @ u_t.T  # (R, N)
+        r = torch.arange(len(idx))
+        d[r, idx] = 0.0  # exact zeros for the sample's own centre
+        p[r, idx] = 0.0
+        c = shift[start : start + len(idx), None]  # (R, 1)
+        dtype = torch.float64 if c.max() > 40.0 else torch.float32
+        dw, pw, cw, oh = d.to(dtype), p.to(dtype), c.to(dtype), onehot_by_dtype[dtype]
+        # Exponents are floored just above the subnormal range (e^-80 in float32): exp is
+        # ~10x slower on arguments whose result underflows, and the floor adds at most
+        # e^-80 per point to sums that are >= e^-40 (the own centre): relative error < N e^-40.
+        floor = -80.0 if dtype == torch.float32 else -700.0
+        own_cols = cols_t[idx]  # (R, K)
+        for j, sigma in enumerate(s):
+            w = torch.mul(dw, -0.5 / sigma**2).add_(pw, alpha=-1.0 / sigma)  # (R, N) e_n
+            if c.any():
+                w.sub_(cw)
+            w.clamp_min_(floor).exp_()
+            sums = (oh @ w.T).T  # (R, C+1) class-conditional sums and the total
+            own = sums.gather(1, own_cols).double()  # (R, K)
+            ratio = own.log() - sums[:, c_tot : c_tot + 1].double().log()  # (R, K)
+            # Only for float64 rows with c_s > ~650 (D in the thousands) can the own-class sum
+            # underflow; recompute those (row, factor) pairs exactly with log-sum-exp.
+            for row, k in (own < 1e-280).nonzero().tolist():
+                ev = -d[row] / (2 * sigma**2) - p[row] / sigma  # (N,) float64
+                mask = cols_t[:, k] == own_cols[row, k]
+                ratio[row, k] = torch.logsumexp(ev[mask], 0) - torch.logsumexp(ev, 0)
+            r_sum[:, j] += ratio.sum(0).numpy()
+            ry_sum[:, j] += (ratio.numpy() * y[start : start + len(idx)]).sum(0)
     # Plain Monte Carlo is mean(x), x = r + y. E[y] = H(G) is known exactly, so y is a
     # control variate: I = mean(x) + λ (H(G) − mean(y)), λ = cov(x, y) / var(y) estimated
     # from the same samples. At small σ x = y (λ = 1, I = H(G) exactly); at large σ x -> 0
@@ -197,12 +138,6 @@ def gaussian_channel_mi_multi(
     lam = np.divide(cov_xy, y_var, out=np.zeros_like(cov_xy), where=y_var > 1e-12)
     h = np.array([entropy(col) for col in f.T])[:, None]  # (K, 1)
     return r_mean + y_mean + lam * (h - y_mean)
-
-
-def _codes(col: np.ndarray) -> tuple[np.ndarray, int]:
-    """Integer labels (N,) -> codes 0..C-1 (N,) and C."""
-    values, inverse = np.unique(col, return_inverse=True)
-    return inverse.astype(np.int64), len(values)
 
 
 def gaussian_channel_mi(u, g, sigmas, *, n_samples: int = 2048, seed: int = 0) -> np.ndarray:
@@ -238,38 +173,26 @@ def default_sigmas(u, length_scale: float | None = None, n: int = 40) -> np.ndar
     return np.geomspace(lo, hi, n)
 
 
-def loss_length_scale(similarity: str, temperature: float) -> float:
-    """The distance below which the loss stops telling points apart.
-
-    l2sq: logits −‖x−y‖²/τ, a Gaussian of scale √τ (up to √2). l2: −‖x−y‖/τ, scale τ.
-    cosine on unit vectors: cos(x, y)/τ = −‖x−y‖²/(2τ) + 1/τ, i.e. l2sq at 2τ: √(2τ).
-    """
-    return {"l2sq": math.sqrt(temperature), "l2": float(temperature),
-            "cosine": math.sqrt(2.0 * temperature)}[similarity]
-
-
 def noise_sweep(
     u,
     factors,
     sigmas=None,
     *,
     factor_names=None,
-    similarity: str = "l2sq",
-    temperature: float = 1.0,
+    length_scale: float | None = None,
     n_samples: int = 2048,
     seed: int = 0,
 ) -> dict:
     """The ABC supplement Figures S1c,d / S3: I(U + N(0, σ²I); G_k) over σ for every factor.
 
     Returns {sigmas (S,), mi (K, S), entropy (K,) = H(G_k) (the upper bound), factor_names,
-    length_scale (√τ for l2sq, τ for l2, √(2τ) for cosine), similarity, temperature}.
-    For `cosine` the embeddings are L2-normalised first, since the loss sees only
-    directions. `sigmas=None` picks 40 log-spaced values with `default_sigmas`.
+    length_scale}. `length_scale` (the loss's, from `acc_core.losses.loss_length_scale`, or
+    any scale the caller states noise in) only widens the default range so that it sits well
+    inside it. Pass the codes as the loss sees them (unit rows for cosine runs).
+    `sigmas=None` picks 40 log-spaced values with `default_sigmas`.
     """
-    if similarity not in SIMILARITIES:
-        raise ValueError(f"unknown similarity {similarity!r}; valid names: {', '.join(SIMILARITIES)}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}; use the run's temperature.")
+    if length_scale is not None and not length_scale > 0:
+        raise ValueError(f"length_scale must be > 0 or None, got {length_scale}")
     x = as_embeddings(u)
     f = as_factors(factors, len(x))
     if factor_names is None:
@@ -277,9 +200,6 @@ def noise_sweep(
     factor_names = [str(nm) for nm in factor_names]
     if len(factor_names) != f.shape[1]:
         raise ValueError(f"got {len(factor_names)} factor names for {f.shape[1]} factor columns; pass one name per column.")
-    if similarity == "cosine":
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    length_scale = loss_length_scale(similarity, temperature)
     s = default_sigmas(x, length_scale) if sigmas is None else _check_sigmas(sigmas)
     mi = gaussian_channel_mi_multi(x, f, s, n_samples=n_samples, seed=seed)
     return {
@@ -288,136 +208,9 @@ def noise_sweep(
         "entropy": np.array([entropy(col) for col in f.T]),
         "factor_names": factor_names,
         "length_scale": length_scale,
-        "similarity": similarity,
-        "temperature": float(temperature),
     }
 
 
-def histogram_mi(u2d, g, *, bins: int | None = None) -> float:
-    """The ACC paper appendix B: I(U; G) = H(U) − H(U | G) from a 2-D histogram, in nats.
-
-    The appendix uses "a histogram with √N bins"; we read that as √N bins in all, i.e.
-    round(N^(1/4)) equal-width bins per axis over the data's range (√N per axis would
-    leave about one point per bin and bias I upwards). `bins` sets the per-axis count.
-    The same bins serve every conditional distribution, so the bin-width terms of the
-    differential entropies cancel and I is the discrete MI of (bin, G), always >= 0.
-    """
-    x = as_embeddings(u2d)
-    if x.shape[1] != 2:
-        raise ValueError(f"histogram_mi needs 2-D embeddings (N, 2), got {x.shape[1]} dimensions; project first (e.g. PCA).")
-    g = as_labels(g)
-    if len(g) != len(x):
-        raise ValueError(f"got {len(g)} labels for {len(x)} embeddings; pass one label per row.")
-    nb = max(2, int(round(len(x) ** 0.25))) if bins is None else int(bins)
-    if nb < 1:
-        raise ValueError(f"bins must be >= 1, got {bins}.")
-    cell = np.zeros(len(x), dtype=np.int64)
-    for a in range(2):  # equal-width bins over each axis's range, shared by all conditionals
-        lo, hi = x[:, a].min(), x[:, a].max()
-        if hi <= lo:
-            b = np.zeros(len(x), np.int64)
-        else:
-            b = np.minimum(((x[:, a] - lo) / (hi - lo) * nb).astype(np.int64), nb - 1)  # (N,)
-        cell = cell * nb + b
-    h_u = entropy(cell)
-    h_u_given_g = 0.0
-    for v in np.unique(g):
-        m = g == v
-        h_u_given_g += m.mean() * entropy(cell[m])
-    return max(0.0, h_u - h_u_given_g)
-
-
-def mine_mi(
-    u,
-    g,
-    *,
-    sigma: float,
-    steps: int = 20000,
-    batch_size: int = 256,
-    lr: float = 3e-4,
-    seed: int = 0,
-    n_eval: int = 256_000,
-    factor_encoding: str = "scalar",
-    ema_rate: float = 0.01,
-) -> float:
-    """MINE estimate of I(U + N(0, σ²I); G) in nats (the ABC supplement S1; Belghazi et al. 2018).
-
-    A statistics network T(t, g) (three 128-unit ReLU layers, scalar output) reads the
-    concatenation of the noisy embedding and the factor value: `factor_encoding="scalar"`
-    (the paper's 1-D value: the value index, standardised) or `"onehot"`. It maximises the
-    Donsker-Varadhan bound  E_joint[T] − log E_marginal[e^T]; marginal pairs come from
-    shuffling g within the batch. The gradient of the log term is bias-corrected with a
-    moving average of E[e^T] (rate `ema_rate`), as in Belghazi et al. Fresh noise every
-    batch; the noisy embeddings are standardised per dimension (an invertible map, so I is
-    unchanged). Adam at `lr` for `steps` batches of `batch_size`; the estimate is the bound
-    evaluated on n_eval fresh samples pooled (the paper: 256,000 samples).
-    """
-    x = torch.from_numpy(as_embeddings(u)).float()  # (N, D)
-    labels = as_labels(g)
-    if len(labels) != len(x):
-        raise ValueError(f"got {len(labels)} labels for {len(x)} embeddings; pass one label per row.")
-    if not sigma >= 0 or not math.isfinite(sigma):
-        raise ValueError(f"sigma must be a finite noise scale >= 0, got {sigma}.")
-    if steps < 1 or batch_size < 2 or n_eval < 1 or not lr > 0:
-        raise ValueError("steps, n_eval must be >= 1, batch_size >= 2 and lr > 0; the paper uses 20000, 256000, 256, 3e-4.")
-    if not 0 < ema_rate < 1:
-        raise ValueError(f"ema_rate must be in (0, 1), got {ema_rate}; Belghazi et al. use about 0.01.")
-    codes, n_values = _codes(labels)
-    if factor_encoding == "scalar":
-        c = torch.from_numpy(codes).float()[:, None]  # (N, 1)
-        gval = (c - c.mean()) / c.std().clamp_min(1e-12)
-    elif factor_encoding == "onehot":
-        gval = torch.nn.functional.one_hot(torch.from_numpy(codes), n_values).float()  # (N, C)
-    else:
-        raise ValueError(f"unknown factor_encoding {factor_encoding!r}; valid: scalar, onehot.")
-    mean, scale = x.mean(0), (x.var(0) + sigma**2).sqrt().clamp_min(1e-12)  # (D,), (D,)
-    gen = torch.Generator().manual_seed(int(seed))
-    with torch.random.fork_rng(devices=[]):  # the network's init is seeded, global RNG untouched
-        torch.manual_seed(int(seed))
-        net = torch.nn.Sequential(
-            torch.nn.Linear(x.shape[1] + gval.shape[1], 128), torch.nn.ReLU(),
-            torch.nn.Linear(128, 128), torch.nn.ReLU(),
-            torch.nn.Linear(128, 128), torch.nn.ReLU(),
-            torch.nn.Linear(128, 1),
-        )
-    opt = torch.optim.Adam(net.parameters(), lr=lr, foreach=True)
-
-    def batch_scores():
-        idx = torch.randint(len(x), (batch_size,), generator=gen)  # (B,)
-        t = x[idx] + sigma * torch.randn(batch_size, x.shape[1], generator=gen)  # (B, D) fresh noise
-        t = (t - mean) / scale
-        gj = gval[idx]  # (B, c) the true factor values: joint samples
-        gm = gj[torch.randperm(batch_size, generator=gen)]  # shuffled: product of marginals
-        out = net(torch.cat([torch.cat([t, gj], 1), torch.cat([t, gm], 1)], 0))[:, 0]  # (2B,)
-        return out[:batch_size], out[batch_size:]
-
-    with single_thread():
-        return _train_and_evaluate_mine(net, opt, batch_scores, steps, n_eval, batch_size, ema_rate)
-
-
-def _train_and_evaluate_mine(net, opt, batch_scores, steps, n_eval, batch_size, ema_rate) -> float:
-    """The MINE loop: maximise the DV bound with the moving-average gradient, then average it."""
-    log_b = math.log(batch_size)
-    log_ma = None  # log of the moving average of E_marginal[e^T]
-    for _ in range(steps):
-        tj, tm = batch_scores()
-        log_et = torch.logsumexp(tm, 0) - log_b  # log E_marginal[e^T] on this batch
-        with torch.no_grad():
-            log_ma = log_et.detach() if log_ma is None else torch.logaddexp(
-                log_ma + math.log1p(-ema_rate), log_et.detach() + math.log(ema_rate))
-        # d/dθ of exp(log_et − log_ma) is ∇E[e^T] / moving average: the corrected gradient.
-        loss = -(tj.mean() - torch.exp(log_et - log_ma))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    # The bound over all n_eval samples pooled: E_joint[T] − log E_marginal[e^T]. Averaging
-    # per-batch bounds instead would add Jensen's upward bias of −log of a batch mean.
-    joint, marginal = [], []
-    with torch.no_grad():
-        for _ in range(max(1, n_eval // batch_size)):
-            tj, tm = batch_scores()
-            joint.append(tj.double())
-            marginal.append(tm.double())
-    tm_all = torch.cat(marginal)  # (n_eval,)
-    return float(torch.cat(joint).mean() - (torch.logsumexp(tm_all, 0) - math.log(len(tm_all))))
+# The estimators of their own modules, importable from here as before.
+from acc_core.analysis.histogram import histogram_mi  # noqa: E402, F401
+from acc_core.analysis.mine import mine_mi  # noqa: E402, F401

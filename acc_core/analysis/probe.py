@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from acc_core.analysis.mi import as_embeddings, as_factors, single_thread
+from acc_core.analysis.arrays import as_embeddings, as_factors, single_thread
 
 
 def _init_layers(k: int, sizes: list[int], gen: torch.Generator) -> list[torch.Tensor]:
@@ -105,7 +105,7 @@ def probe_accuracy(
     params = _init_layers(k, [d] + [hidden] * layers + [c_max], gen)
     opt = torch.optim.Adam(params, lr=lr, foreach=True)  # one fused update for all tensors
     n_train = len(train_idx)
-    with single_thread():  # tiny layers: one thread is faster (see mi.single_thread)
+    with single_thread():  # tiny layers: one thread is faster (see arrays.single_thread)
         for _ in range(epochs):
             order = train_idx[torch.randperm(n_train, generator=gen)]  # (N_train,)
             noisy = x[order] + sigma * torch.randn(n_train, d, generator=gen)  # fresh each epoch

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acc_core.analysis.mi import as_embeddings
+from acc_core.analysis.arrays import as_embeddings
 from acc_core.paths import atomic_path
 
 METHODS = ("pca", "umap")

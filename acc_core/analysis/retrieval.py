@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from acc_core.analysis.mi import as_embeddings, as_factors, as_labels
+from acc_core.analysis.arrays import as_embeddings, as_factors, as_labels
 
-SIMILARITIES = ("l2sq", "l2", "cosine")
+from acc_core.losses import SIMILARITIES
 
 
 def _similarity_block(

@@ -1,0 +1,104 @@
+"""Train one claimed run: the single path the worker, `acc train` and `acc pretrained build`
+share (DESIGN.md, worker.py: one "train a claimed run" path).
+
+The caller has claimed the run in the store (`RunStore.claim` / `claim_next`). This function
+
+- starts a side thread that writes the heartbeat and the latest step about once a second and
+  reads cancel requests (so `acc cancel` stops a foreground run as it stops a worker's);
+- trains with `acc_core.train.train`, which resumes from the run's checkpoint;
+- records the outcome: done, cancelled (asked for), interrupted (stopped by its process; it
+  resumes with the next worker), or failed (with the reason; a bug's traceback goes to the
+  logger). A KeyboardInterrupt marks the run interrupted, then propagates.
+
+If the store took the run away meanwhile (reaped as stale), training stops at the next step
+and the outcome is left to whoever holds the run now.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from acc_core.data.base import DataError
+
+log = logging.getLogger("acc_core.runner")
+HEARTBEAT_S = 1.0
+
+
+class Heartbeat(threading.Thread):
+    """Writes the latest progress about once a second and reads cancel requests, off the
+    training thread: `progress` and `should_stop` stay in-memory and cost nothing per step."""
+
+    def __init__(self, store, rec, owner_id: str, on_progress: Callable[[dict], None] | None = None):
+        super().__init__(daemon=True, name=f"heartbeat-{rec.run_id}")
+        self.store, self.run_id, self.owner_id = store, rec.run_id, owner_id
+        self.step, self.steps = rec.step, rec.steps
+        self.cancel = self.lost = False
+        self.on_progress = on_progress
+        self._done = threading.Event()
+
+    def progress(self, info: dict) -> None:
+        self.step = int(info.get("step", self.step))
+        self.steps = int(info.get("steps", self.steps))
+        if self.on_progress is not None:
+            self.on_progress(info)
+
+    def beat(self) -> None:
+        try:
+            if not self.store.heartbeat(self.run_id, self.owner_id, self.step, self.steps):
+                self.lost = True
+                return
+            self.cancel = self.store.cancel_requested(self.run_id)
+        except DataError as e:  # a busy database: try again next beat
+            log.warning("heartbeat of run %s: %s", self.run_id, e)
+
+    def run(self) -> None:
+        while not self._done.wait(HEARTBEAT_S) and not self.lost:
+            self.beat()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def train_claimed(store, rec, owner_id: str, *, device: str | None = None,
+                  stop_requested: Callable[[], bool] | None = None,
+                  on_progress: Callable[[dict], None] | None = None, train_fn=None) -> dict:
+    """Train the claimed run `rec` to its end. Returns {status, step, reason, lost}."""
+    from acc_core.train import train as default_train
+
+    train = train_fn or default_train
+    beat = Heartbeat(store, rec, owner_id, on_progress)
+    beat.start()
+    stop = stop_requested or (lambda: False)
+    try:
+        result = train(rec.config, rec.dir, device=device, progress=beat.progress,
+                       should_stop=lambda: stop() or beat.cancel or beat.lost)
+    except Exception as e:  # a bug or bad data fails this run only
+        beat.stop()
+        if isinstance(e, (DataError, ValueError)):
+            log.warning("run %s failed: %s", rec.run_id, e)
+        else:
+            log.exception("run %s failed", rec.run_id)
+        reason = str(e) if isinstance(e, (DataError, ValueError)) else f"{type(e).__name__}: {e}"
+        store.finish(rec.run_id, "failed", step=beat.step, reason=reason, worker_id=owner_id)
+        return {"status": "failed", "step": beat.step, "reason": reason, "lost": beat.lost}
+    except BaseException:  # KeyboardInterrupt (Ctrl+C), SystemExit
+        beat.stop()
+        store.finish(rec.run_id, "interrupted", step=beat.step, worker_id=owner_id,
+                     reason=f"stopped at step {beat.step}; it resumes when trained again")
+        raise
+    beat.stop()
+    if beat.lost:
+        log.warning("run %s was taken from %s (reaped as stale); leaving it", rec.run_id, owner_id)
+        return {"status": "lost", "step": beat.step, "reason": "taken over by another process",
+                "lost": True}
+    status, step = result.get("status"), int(result.get("step", beat.step))
+    reason = result.get("reason")
+    if status == "cancelled" and not store.cancel_requested(rec.run_id):
+        status, reason = "interrupted", f"stopped at step {step}; it resumes when trained again"
+    elif status not in ("done", "failed", "cancelled"):
+        status, reason = "failed", f"training returned an unknown status {status!r}"
+    store.finish(rec.run_id, status, step=step, reason=reason, worker_id=owner_id)
+    return {"status": status, "step": step, "reason": reason, "lost": False}
