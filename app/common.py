@@ -18,7 +18,7 @@ import traceback
 import numpy as np
 import streamlit as st
 
-from acc_core import evaluate
+from acc_core import estimate, evaluate
 from acc_core.data import DataError
 from acc_core.paths import acc_home
 
@@ -245,7 +245,7 @@ def class_grid(root_: str, run_id: str) -> np.ndarray:
 def estimate_seconds(config_json: str) -> float:
     from acc_core.config import RunConfig
 
-    return evaluate.estimate_seconds(RunConfig.from_json(config_json))
+    return estimate.estimate_seconds(RunConfig.from_json(config_json))
 
 
 def fmt_seconds(s: float | None) -> str:

@@ -17,11 +17,10 @@ import streamlit as st
 import common
 import watcher
 from acc_core import data as data_sources
-from acc_core.config import (AUGMENTATIONS, SIMILARITIES, DataConfig, ModelConfig, RunConfig,
-                             SetSpec, preset, validate)
+from acc_core import methods
+from acc_core.config import (AUGMENTATIONS, PRESETS, SIMILARITIES, DataConfig, ModelConfig,
+                             RunConfig, SetSpec, preset, validate)
 
-METHODS = {"acc": "ACC (affinity cycle consistency)",
-           "hue_infonce": "Baseline: InfoNCE on two hue augmentations"}
 SIMILARITY_HELP = {"l2sq": "negative squared distance", "l2": "negative distance",
                    "cosine": "cosine similarity"}
 FIELDS = ("t_preset", "t_method", "t_similarity", "t_temperature", "t_set_size", "t_dim",
@@ -52,7 +51,7 @@ def fill(cfg: RunConfig) -> None:
 
 
 def apply_preset() -> None:
-    fill(preset(ss["t_preset"], ss["t_source"]))
+    fill(preset(ss["t_preset"], ss["t_source"], method=ss.get("t_method", "acc")))
 
 
 def form_keys(source: str) -> list[str]:
@@ -66,6 +65,7 @@ def restore_or_init() -> None:
         ss.setdefault(k, v)
     ss.setdefault("t_source", "shapes3d-procedural")
     ss.setdefault("t_preset", "quick")
+    ss.setdefault("t_method", "acc")
     if any(k not in ss for k in form_keys(ss["t_source"])):
         apply_preset()
 
@@ -103,6 +103,8 @@ def configs_from_form(source: str, names: list[str]) -> list[RunConfig]:
     data = DataConfig(source=source, image_size=int(ss["t_image_size"]) or None,
                       held_out=base.data.held_out if base.data.source == source else {})
     model = ModelConfig(encoder=base.model.encoder, embedding_dim=int(ss["t_dim"]))
+    if base.train.method != ss["t_method"]:  # the form's base belongs to another method
+        base = preset(ss["t_preset"], source, method=ss["t_method"])
     train = dataclasses.replace(
         base.train, method=ss["t_method"], similarity=ss["t_similarity"],
         temperature=float(ss["t_temperature"]), set_size=int(ss["t_set_size"]),
@@ -110,22 +112,21 @@ def configs_from_form(source: str, names: list[str]) -> list[RunConfig]:
         snapshot_every=int(ss["t_snapshot_every"]), probe_size=int(ss["t_probe_size"]),
         checkpoint_every=min(base.train.checkpoint_every, int(ss["t_steps"])),
         augmentations=tuple(ss["t_augmentations"]), double_augmentation=bool(ss["t_double_aug"]))
+    params = base.params
+    if params is not None and hasattr(params, "latent_dim"):
+        params = dataclasses.replace(params, latent_dim=int(ss["t_dim"]))
+    if params is not None and hasattr(params, "content_dim"):
+        params = dataclasses.replace(params, content_dim=int(ss["t_dim"]))
     cfg = RunConfig(data=data, set_a=SetSpec(inactive_a), set_b=SetSpec(inactive_b),
-                    model=model, train=train)
+                    model=model, train=train, params=params)
     return [cfg.replace(train=dataclasses.replace(cfg.train, seed=s))
             for s in parse_seeds(ss["t_seeds"])]
 
 
 def problems(cfg: RunConfig, ds) -> list[str]:
     """Every reason the config cannot train, as sentences (empty when it can)."""
-    from acc_core.sets import validate_sets
-
     out = []
-    for check in (lambda: validate(cfg),
-                  lambda: validate_sets(ds, cfg.set_a.inactive, cfg.train.set_size,
-                                        dict(cfg.data.held_out)),
-                  lambda: validate_sets(ds, cfg.set_b.inactive, cfg.train.set_size,
-                                        dict(cfg.data.held_out))):
+    for check in (lambda: validate(cfg), lambda: cfg.method.check(cfg, ds)):
         try:
             check()
         except ValueError as e:
@@ -168,21 +169,23 @@ def factor_table(ds, names: list[str]) -> None:
 
 
 def hyperparameters() -> None:
+    method = methods.get(ss["t_method"])
     c = st.columns(4)
-    c[0].selectbox("Method", list(METHODS), format_func=METHODS.get, key="t_method",
-                   help="The baseline matches two hue augmentations of the same image "
-                        "(the ACC paper, Figure 3c bottom) instead of sets.")
-    c[1].selectbox("Similarity", list(SIMILARITIES), key="t_similarity",
-                   format_func=lambda s: f"{s} ({SIMILARITY_HELP[s]})")
-    c[2].number_input("Temperature τ", min_value=1e-3, max_value=1e3, key="t_temperature",
-                      format="%g", help="√τ is the length scale below which the loss stops "
-                                        "caring (for l2sq).")
-    c[3].number_input("Set size", min_value=2, max_value=512, step=1, key="t_set_size")
-    c = st.columns(4)
-    c[0].number_input("Embedding dimension", min_value=1, max_value=512, step=1, key="t_dim")
-    c[1].number_input("Steps", min_value=1, max_value=200_000, step=50, key="t_steps")
-    c[2].number_input("Learning rate", min_value=1e-7, max_value=1.0, key="t_lr", format="%.1e")
-    c[3].text_input("Seed(s)", key="t_seeds", help="Several seeds ('0, 1, 2' or '0-4') launch "
+    c[0].selectbox("Similarity", list(SIMILARITIES), key="t_similarity",
+                   format_func=lambda s: f"{s} ({SIMILARITY_HELP[s]})",
+                   disabled=not method.uses_similarity,
+                   help=None if method.uses_similarity else f"{method.name} has no similarity")
+    c[1].number_input("Temperature τ", min_value=1e-3, max_value=1e3, key="t_temperature",
+                      format="%g", disabled=not method.uses_similarity,
+                      help="√τ is the length scale below which the loss stops caring (for l2sq).")
+    c[2].number_input("Set size" if method.supervision == "sets" else "Batch / set size",
+                      min_value=2, max_value=512, step=1, key="t_set_size")
+    c[3].number_input("Code dimension", min_value=1, max_value=512, step=1, key="t_dim",
+                      help="ACC: the embedding; LORD: the content code; VAEs: the latents.")
+    c = st.columns(3)
+    c[0].number_input("Steps", min_value=1, max_value=200_000, step=50, key="t_steps")
+    c[1].number_input("Learning rate", min_value=1e-7, max_value=1.0, key="t_lr", format="%.1e")
+    c[2].text_input("Seed(s)", key="t_seeds", help="Several seeds ('0, 1, 2' or '0-4') launch "
                                                    "several runs: the Information page then "
                                                    "shows the spread across seeds.")
     with st.expander("Advanced"):
@@ -244,10 +247,14 @@ def page() -> None:
     c = st.columns([2, 1])
     c[0].selectbox("Dataset", data_sources.available(), key="t_source", on_change=apply_preset,
                    help="shapes3d-procedural and digits need no download.")
-    c[1].segmented_control("Preset", ["quick", "paper"], key="t_preset", required=True,
+    c[1].segmented_control("Preset", list(PRESETS)[::-1], key="t_preset", required=True,
                            on_change=apply_preset,
-                           help="paper: the papers' hyperparameters (ABC supplement, S8); "
-                                "quick: smaller images and a larger learning rate for a CPU.")
+                           help="paper: the publication's hyperparameters; quick: smaller "
+                                "images and fewer, larger steps for a CPU.")
+    st.selectbox("Method", methods.names(), key="t_method", on_change=apply_preset,
+                 format_func=lambda n: methods.get(n).title,
+                 help="Every method reads the same scenario below and receives the "
+                      "supervision it naturally takes.")
     source = ss["t_source"]
     try:
         ds = common.dataset(source)
@@ -266,6 +273,9 @@ def page() -> None:
         issues = problems(configs[0], ds)
     except ValueError as e:
         configs, issues = [], [str(e)]
+    if configs:
+        st.info(f"**Supervision** ({configs[0].method.name}): "
+                f"{configs[0].method.supervision_text(configs[0])}")
     for msg in issues:
         st.error(msg)
     if configs and not issues:
