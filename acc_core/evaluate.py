@@ -126,6 +126,7 @@ def noise_sweep(run, step="final", sigmas=None, rep=None) -> dict:
         out = {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
                for k, v in out.items()}
         out["length_scale"] = length_scale(cfg, e["rep"])
+        out["similarity"] = cfg.train.similarity if cfg.method.uses_similarity else None
         return out
 
     res = _cached_json(run, _name("sweep", e, cfg, f"_{_key(s=sig)}.json"), compute)

@@ -202,43 +202,74 @@ def snapshot_steps(root_: str, run_id: str, version: int) -> list[int]:
 
 
 @st.cache_data(show_spinner="Projecting embeddings…", max_entries=128)
-def projection(root_: str, run_id: str, step, method: str = "pca") -> dict:
-    return evaluate.projection(record(root_, run_id), step, method=method)
+def projection(root_: str, run_id: str, step, method: str = "pca", rep: str | None = None) -> dict:
+    return evaluate.projection(record(root_, run_id), step, method=method, rep=rep)
 
 
 @st.cache_data(show_spinner="Sweeping the noise scale…", max_entries=64)
-def noise_sweep(root_: str, run_id: str, step="final") -> dict:
-    return evaluate.noise_sweep(record(root_, run_id), step)
+def noise_sweep(root_: str, run_id: str, step="final", rep: str | None = None) -> dict:
+    return evaluate.noise_sweep(record(root_, run_id), step, rep=rep)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def mi_at(root_: str, run_id: str, sigma: float, step="final") -> np.ndarray:
-    return evaluate.mi_at(record(root_, run_id), sigma, step)
+def mi_at(root_: str, run_id: str, sigma: float, step="final", rep: str | None = None) -> np.ndarray:
+    return evaluate.mi_at(record(root_, run_id), sigma, step, rep=rep)
 
 
 @st.cache_data(show_spinner="Training probes…", max_entries=64)
-def probes(root_: str, run_id: str, sigma: float | None = None) -> dict:
-    return evaluate.probes(record(root_, run_id), sigma)
+def probes(root_: str, run_id: str, sigma: float | None = None, rep: str | None = None) -> dict:
+    return evaluate.probes(record(root_, run_id), sigma, rep=rep)
 
 
 @st.cache_data(show_spinner="Finding neighbours…", max_entries=64)
-def agreement(root_: str, run_id: str, k: int = 10) -> dict:
-    return evaluate.agreement(record(root_, run_id), k)
+def agreement(root_: str, run_id: str, k: int = 10, rep: str | None = None) -> dict:
+    return evaluate.agreement(record(root_, run_id), k, rep=rep)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def embeddings(root_: str, run_id: str, step="final") -> dict:
-    return evaluate.embeddings(record(root_, run_id), step)
+def embeddings(root_: str, run_id: str, step="final", rep: str | None = None) -> dict:
+    return evaluate.embeddings(record(root_, run_id), step, rep=rep)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def knn(root_: str, run_id: str, position: int, k: int) -> dict:
-    return evaluate.knn_images(record(root_, run_id), position, k)
+def knn(root_: str, run_id: str, position: int, k: int, rep: str | None = None) -> dict:
+    return evaluate.knn_images(record(root_, run_id), position, k, rep=rep)
 
 
 @st.cache_data(show_spinner="Building the retrieval grid…", max_entries=32)
-def class_grid(root_: str, run_id: str) -> np.ndarray:
-    return evaluate.class_grid(record(root_, run_id))
+def class_grid(root_: str, run_id: str, rep: str | None = None) -> np.ndarray:
+    return evaluate.class_grid(record(root_, run_id), rep=rep)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def default_sigma(root_: str, run_id: str, rep: str | None = None) -> float:
+    return evaluate.default_sigma(record(root_, run_id), rep)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def noise_unit(root_: str, run_id: str, rep: str | None = None) -> dict:
+    return evaluate.noise_unit(record(root_, run_id), rep)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def model_eval(root_: str, run_id: str, version: int) -> dict | None:
+    return evaluate.model_eval(record(root_, run_id))
+
+
+def pick_representation(r, *, key: str) -> str | None:
+    """A picker for runs whose method exposes several codes (LORD: content and class); None
+    (the default code) otherwise. Remembered per run across pages."""
+    reps = r.config.method.representations
+    if len(reps) == 1:
+        return None
+    state = f"rep_{r.run_id}"
+    last = st.session_state.get(state, reps[0])
+    choice = st.selectbox("Representation", list(reps), index=list(reps).index(last)
+                          if last in reps else 0, key=f"{key}_{r.run_id}",
+                          help=f"{r.config.method.title} exposes several codes; each is "
+                               "analysed on its own.")
+    st.session_state[state] = choice
+    return choice
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -13,17 +13,31 @@ import streamlit as st
 import common
 import figures
 
-SIGMAS = [float(s) for s in np.round(np.logspace(-2, 2, 17), 4)]  # 10^-2 .. 10^2, 4 per decade
+# Noise relative to each run's own scale: 10^-1 .. 10^1 times it, 4 per decade.
+MULTIPLIERS = [float(s) for s in np.round(np.logspace(-1, 1, 9), 4)]
 
 
 def short_label(r) -> str:
     """Two lines: the run (pretrained name, or method and seed) and its weak supervision."""
     c = r.config
-    a = ", ".join(c.set_a.inactive) or "-"
-    b = ", ".join(c.set_b.inactive) or "unconstrained"
     name = r.label if r.source == "pretrained" else f"{c.train.method} seed {c.train.seed}"
-    sets = f"inactive in A and B: {a}" if a == b else f"inactive A: {a} · B: {b}"
-    return f"{r.run_id[:6]} {name}<br>{sets}"
+    return f"{r.run_id[:6]} {name} ({c.train.method})<br>{scenario_text(c)}"
+
+
+def scenario_text(c) -> str:
+    a = ", ".join(c.set_a.inactive)
+    b = ", ".join(c.set_b.inactive)
+    if not a and not b:
+        return "no factor held fixed"
+    if a == b:
+        return f"inactive in A and B: {a}"
+    return f"inactive in A: {a or 'none'} · B: {b or 'unconstrained'}"
+
+
+def scenario_key(c) -> tuple:
+    """Runs of different methods on one scenario share data and set specifications."""
+    return (c.data.source, c.data.image_size, tuple(sorted(c.data.held_out.items())),
+            c.set_a.inactive, c.set_b.inactive)
 
 
 FIGURE_3C = ("shapes3d-no-inactive", "shapes3d-wall-hue", "shapes3d-wall-object-hue",
@@ -60,6 +74,16 @@ def page() -> None:
     if not chosen:
         st.info("Choose at least one run.")
         return
+    if st.toggle("Add every method's run on the first run's scenario", key="c_methods",
+                 help="Same data and the same inactive factors, trained by other methods "
+                      "(the shipped LORD, VAE and ACC runs of a scenario, for example)."):
+        key = scenario_key(by_id[chosen[0]].config)
+        seen = {(by_id[i].config.train.method) for i in chosen}
+        for r in runs:
+            if (scenario_key(r.config) == key and r.config.train.method not in seen
+                    and not common.is_seed_copy(r)):
+                chosen.append(r.run_id)
+                seen.add(r.config.train.method)
     heatmap_section(chosen)
     projection_section(chosen)
 
@@ -80,26 +104,32 @@ def heatmap_section(run_ids: list[str]) -> None:
 
     root = common.root()
     recs = [common.get_run(i) for i in run_ids]
-    sigma = st.select_slider("Noise scale σ", SIGMAS, value=1.0, key="c_sigma",
-                             format_func=lambda s: f"{s:g}",
-                             help="√τ = 1 for the default temperature: the papers' "
-                                  "length scale.")
+    mult = st.select_slider("Noise scale, relative to each run's own scale", MULTIPLIERS,
+                            value=1.0, key="c_sigma", format_func=lambda s: f"{s:g} x",
+                            help="Each run is measured at this multiple of its own scale: "
+                                 "the loss's length scale (ACC: √τ, whatever τ is), or a "
+                                 "quarter of the code's RMS radius for codes without one "
+                                 "(LORD, VAEs).")
     names = factor_union(recs)
     z = np.full((len(recs), len(names)), np.nan)
     text = [["" for _ in names] for _ in recs]
+    sigmas = []
     for i, r in enumerate(recs):
         inactive = common.inactive_factors(r.config)
+        sigma = mult * common.default_sigma(root, r.run_id)
+        sigmas.append(sigma)
         vals = common.mi_at(root, r.run_id, sigma)
         for n, v in zip(common.run_dataset(r).factor_names, vals):
             j = names.index(n)
             z[i, j] = float(v)
             # Monte Carlo estimates can dip a hair below zero; the true value cannot.
             text[i][j] = f"{max(float(v), 0.0):.2f}" + (" ✕" if n in inactive else "")
-    labels = [short_label(r) for r in recs]
+    labels = [short_label(r) + f" · σ {s:.3g}" for r, s in zip(recs, sigmas)]
     fig = go.Figure(go.Heatmap(z=z, x=names, y=labels, text=text, texttemplate="%{text}",
                                colorscale="Blues", colorbar=dict(title="nats"),
                                hovertemplate="%{y}<br>%{x}: %{z:.3f} nats<extra></extra>"))
-    fig.update_layout(title=f"I(U + noise; G) at σ = {sigma:g}", height=140 + 60 * len(recs),
+    fig.update_layout(title=f"I(U + noise; G) at {mult:g} x each run's own noise scale",
+                      height=140 + 60 * len(recs),
                       margin=dict(l=10, r=10, t=40, b=10), yaxis=dict(autorange="reversed"))
     st.plotly_chart(fig, key="c_heatmap")
     st.caption("✕ marks a factor that was inactive (held fixed within a set) in that run. "

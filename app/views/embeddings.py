@@ -18,12 +18,12 @@ ss = st.session_state
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def grid_figure(root: str, run_id: str, step, method: str):
+def grid_figure(root: str, run_id: str, step, method: str, rep: str | None = None):
     """Small multiples: a row at `step` and a row for the untrained network, one panel per
     factor. Cached as the figure object: building 12 plotly panels costs about half a second."""
     rec = common.record(root, run_id)
-    trained = common.projection(root, run_id, step, method)
-    untrained = common.projection(root, run_id, "initial", method)
+    trained = common.projection(root, run_id, step, method, rep)
+    untrained = common.projection(root, run_id, "initial", method, rep)
     rows = [(f"step {trained['step']}", trained["coords"]),
             (f"untrained (step {untrained['step']})", untrained["coords"])]
     return figures.small_multiples(rows, trained["factors"], common.run_dataset(rec),
@@ -42,6 +42,7 @@ def page() -> None:
     if rec is None:
         return
     root = common.root()
+    rep = common.pick_representation(rec, key="e_rep")
     steps = common.snapshot_steps(root, rec.run_id, rec.step)
     if not steps:
         st.info("This run has no embedding snapshots yet; they appear as it trains.")
@@ -58,25 +59,66 @@ def page() -> None:
         step = c[1].select_slider("Training step (watch the embedding form)", steps,
                                   value=steps[-1], key=f"e_step_{rec.run_id}")
     inactive = common.inactive_factors(rec.config)
-    trained = common.projection(root, rec.run_id, step, method)
-    st.plotly_chart(grid_figure(root, rec.run_id, step, method), key="e_grid",
+    trained = common.projection(root, rec.run_id, step, method, rep)
+    st.plotly_chart(grid_figure(root, rec.run_id, step, method, rep), key="e_grid",
                     config={"displayModeBar": False})
     notes = []
     if "explained_variance" in trained:
         ev = np.asarray(trained["explained_variance"], dtype=float)
-        notes.append(f"the two PCA axes explain {ev.sum():.0%} of the variance at step "
+        notes.append(f"the two PCA axes explain {ev.sum():.1%} of the variance at step "
                      f"{trained['step']}")
     notes.append(f"(inactive) = held fixed within a set: {', '.join(inactive) or 'none'}")
     notes.append(f"{len(trained['coords'])} probe images, at most "
                  f"{figures.GRID_POINTS} drawn per panel")
     st.caption("; ".join(notes) + ".")
 
-    look_closer(rec.run_id, step, method)
+    look_closer(rec.run_id, step, method, rep)
+    method_views(rec)
+
+
+def method_views(rec) -> None:
+    """What a method shows of its networks, computed when its training ended (so shipped runs
+    without weights show it too): LORD's content transfer, the VAEs' latent traversals."""
+    ev = common.model_eval(common.root(), rec.run_id, rec.step)
+    if not ev:
+        return
+    images, scores = ev["images"], ev["scores"]
+    if "transfer_grid" in images:
+        st.subheader("Content transfer")
+        st.caption("Row: the class donor (its class code); column: the content donor (its "
+                   "content code); each cell is the generator's image from the two codes. "
+                   "A good split keeps the row's class and the column's content. "
+                   "(Reconstruction loss: multi-scale pixel L1 instead of the paper's VGG "
+                   "perceptual loss, which needs weights that cannot be downloaded here.)")
+        st.image(figures_mosaic(images["transfer_grid"]), width=min(720, 90 * images["transfer_grid"].shape[1]))
+        if scores:
+            flat = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
+            if flat:
+                st.caption("; ".join(f"{k.replace('_', ' ')}: {v:.4g}" for k, v in flat.items()))
+    if "traversal" in images:
+        st.subheader("Latent traversals")
+        st.caption("Row: one latent dimension moved from -2 to +2 around one probe image's "
+                   "posterior mean, the others held; a dimension that changes one factor "
+                   "alone is disentangled.")
+        st.image(figures_mosaic(images["traversal"]), width=min(720, 90 * images["traversal"].shape[1]))
+
+
+def figures_mosaic(grid: np.ndarray) -> np.ndarray:
+    """(R, C, H, W, ch) uint8 -> one (R*(H+2), C*(W+2), 3) image with white gutters."""
+    g = np.asarray(grid)
+    if g.ndim == 4:  # (R, C, H, W): one channel
+        g = g[..., None]
+    if g.shape[-1] == 1:
+        g = np.repeat(g, 3, axis=-1)
+    R, C, H, W, _ = g.shape
+    out = np.full((R, C, H + 2, W + 2, 3), 255, np.uint8)
+    out[:, :, 1:-1, 1:-1] = g
+    return out.transpose(0, 2, 1, 3, 4).reshape(R * (H + 2), C * (W + 2), 3)
 
 
 @st.fragment
 @common.guard
-def look_closer(run_id: str, step, method: str) -> None:
+def look_closer(run_id: str, step, method: str, rep: str | None = None) -> None:
     """One projection coloured by a chosen factor; a box/lasso selection shows the images.
 
     A fragment: changing the colour or the selection reruns only this part of the page.
@@ -84,7 +126,7 @@ def look_closer(run_id: str, step, method: str) -> None:
     rec = common.get_run(run_id)
     ds = common.run_dataset(rec)
     inactive = common.inactive_factors(rec.config)
-    trained = common.projection(common.root(), run_id, step, method)
+    trained = common.projection(common.root(), run_id, step, method, rep)
     st.subheader("Look closer")
     st.caption("Drag a box (or pick the lasso in the chart's toolbar) around points to see "
                "their images.")
@@ -96,7 +138,7 @@ def look_closer(run_id: str, step, method: str) -> None:
     fig = figures.scatter_by_factor(trained["coords"], trained["factors"], ds, k,
                                    title=f"{method.upper()} at step {trained['step']}, "
                                          f"coloured by {name}")
-    event = st.plotly_chart(fig, key=f"e_select_{run_id}_{step}_{method}", on_select="rerun",
+    event = st.plotly_chart(fig, key=f"e_select_{run_id}_{step}_{method}_{rep}", on_select="rerun",
                             selection_mode=("box", "lasso"))
     positions = selected_positions(event)
     with c[0]:

@@ -41,10 +41,14 @@ def mi_bars(names, mi, entropy, inactive, sigma):
 
 
 def sweep_plot(sweep: dict, inactive, sigma):
+    """MI against σ; for a code without a loss length scale, against σ / RMS radius."""
     import plotly.express as px
     import plotly.graph_objects as go
 
-    sig = np.asarray(sweep["sigmas"], dtype=float)
+    unit = sweep.get("unit") or {"kind": "length scale"}
+    rel = unit["kind"] == "rms radius"
+    scale = float(unit["value"]) if rel else 1.0
+    sig = np.asarray(sweep["sigmas"], dtype=float) / scale
     mi = np.asarray(sweep["mi"], dtype=float)
     pal = px.colors.qualitative.D3
     fig = go.Figure()
@@ -58,8 +62,14 @@ def sweep_plot(sweep: dict, inactive, sigma):
         fig.add_vline(x=ls, line=dict(color="black", dash="dot"),
                       annotation_text=f"{ls_symbol(sweep)} (length scale)",
                       annotation_position="top right")
-    fig.add_vline(x=sigma, line=dict(color="#d62728", width=1))
-    fig.update_xaxes(type="log", title="noise scale σ")
+    if rel:
+        from acc_core.evaluate import REL_SIGMA
+
+        fig.add_vline(x=REL_SIGMA, line=dict(color="black", dash="dot"),
+                      annotation_text=f"{REL_SIGMA:g} x RMS radius (default)",
+                      annotation_position="top right")
+    fig.add_vline(x=sigma / scale, line=dict(color="#d62728", width=1))
+    fig.update_xaxes(type="log", title="σ / RMS radius of the code" if rel else "noise scale σ")
     fig.update_layout(title="Noise sweep: information against noise scale", yaxis_title="nats",
                       height=380, margin=dict(l=10, r=10, t=40, b=10))
     return fig
@@ -74,38 +84,45 @@ def page() -> None:
     st.title("Information")
     st.caption("How much does the embedding tell about each factor? Gaussian noise of scale σ "
                "is added to the embeddings and the mutual information with each factor is "
-               "measured in nats; H(G) is the most there is to know. Inactive factors (grey, "
-               "dashed) should be gone above the length scale √τ.")
+               "measured in nats; H(G) is the most there is to know. Inactive factors (dashed "
+               "lines) should be gone above the loss's length scale (√τ for ACC).")
     runs = common.list_runs("done")
     rec = common.pick_run(runs, key="i_run")
     if rec is None:
         return
-    noise_section(rec.run_id, [r.run_id for r in same_but_seed(rec, runs)])
-    mine_section(rec.run_id)
-    probe_section(rec.run_id)
+    rep = common.pick_representation(rec, key="i_rep")
+    unit = common.noise_unit(common.root(), rec.run_id, rep)
+    if unit["kind"] == "rms radius":
+        st.caption(f"{rec.config.method.title} has no loss length scale, so noise is stated "
+                   f"relative to the RMS radius of its final code ({unit['value']:.3g}); the "
+                   "default σ is a quarter of it, about where √τ sits in the shipped ACC runs.")
+    noise_section(rec.run_id, [r.run_id for r in same_but_seed(rec, runs)], rep)
+    mine_section(rec.run_id, rep)
+    probe_section(rec.run_id, rep)
 
 
-def chosen_sigma(run_id: str, sweep: dict) -> float:
-    """The slider's σ, or √τ (the sweep's point nearest to it) before the slider exists."""
+def chosen_sigma(run_id: str, sweep: dict, rep=None) -> float:
+    """The slider's σ, or the default σ (the sweep's point nearest to it) before the slider
+    exists: the length scale, or a quarter of the code's RMS radius."""
     sigmas = [float(s) for s in sweep["sigmas"]]
-    ls = sweep.get("length_scale")
-    start = min(sigmas, key=lambda s: abs(np.log(s / ls))) if ls else sigmas[len(sigmas) // 2]
-    return float(st.session_state.get(f"i_sigma_{run_id}", start))
+    ref = common.default_sigma(common.root(), run_id, rep)
+    start = min(sigmas, key=lambda s: abs(np.log(s / ref)))
+    return float(st.session_state.get(f"i_sigma_{run_id}_{rep}", start))
 
 
 @st.fragment
 @common.guard
-def noise_section(run_id: str, seed_group: list[str]) -> None:
+def noise_section(run_id: str, seed_group: list[str], rep=None) -> None:
     """σ slider, MI bars, the noise sweep and the spread across seeds. A fragment: moving the
     slider reruns only this part; every value comes from the cached sweep."""
     root = common.root()
     rec = common.get_run(run_id)
-    sweep = common.noise_sweep(root, run_id)
+    sweep = common.noise_sweep(root, run_id, rep=rep)
     names = list(sweep["factor_names"])
     inactive = common.inactive_factors(rec.config)
     sigmas = [float(s) for s in sweep["sigmas"]]
-    sigma = st.select_slider("Noise scale σ", sigmas, value=chosen_sigma(run_id, sweep),
-                             format_func=sigma_label, key=f"i_sigma_{run_id}")
+    sigma = st.select_slider("Noise scale σ", sigmas, value=chosen_sigma(run_id, sweep, rep),
+                             format_func=sigma_label, key=f"i_sigma_{run_id}_{rep}")
     mi = np.asarray(sweep["mi"], dtype=float)[:, sigmas.index(sigma)]
     left, right = st.columns(2)
     left.plotly_chart(mi_bars(names, mi, sweep["entropy"], inactive, sigma), key="i_bars")
@@ -122,7 +139,7 @@ def noise_section(run_id: str, seed_group: list[str]) -> None:
     rows = []
     for rid in seed_group:
         seed = common.get_run(rid).config.train.seed
-        vals = common.mi_at(root, rid, sigma)
+        vals = common.mi_at(root, rid, sigma, rep=rep)
         rows += [{"factor": n, "MI (nats)": float(v), "seed": seed} for n, v in zip(names, vals)]
     fig = px.violin(pd.DataFrame(rows), x="factor", y="MI (nats)", points="all",
                     hover_data=["seed"],
@@ -135,10 +152,10 @@ def noise_section(run_id: str, seed_group: list[str]) -> None:
 
 @st.fragment
 @common.guard
-def mine_section(run_id: str) -> None:
+def mine_section(run_id: str, rep=None) -> None:
     root = common.root()
     rec = common.get_run(run_id)
-    sweep = common.noise_sweep(root, run_id)
+    sweep = common.noise_sweep(root, run_id, rep=rep)
     names = list(sweep["factor_names"])
     st.subheader("Estimator check")
     st.caption("The bars use the exact Gaussian-channel estimate (fast). MINE trains a small "
@@ -153,30 +170,31 @@ def mine_section(run_id: str) -> None:
     if c[2].button("Run MINE", key="i_mine", help="At the σ chosen above."):
         from acc_core import evaluate
 
-        sigma = chosen_sigma(run_id, sweep)
+        sigma = chosen_sigma(run_id, sweep, rep)
         with st.spinner("Training the MINE statistics network…"):
-            est = evaluate.mine_spot_check(rec, factor, sigma, int(steps))
-        results[(run_id, factor, sigma, int(steps))] = est
-    for (rid, f, s, n), est in results.items():
-        if rid == run_id:
-            g = float(common.mi_at(root, run_id, s)[names.index(f)])
+            est = evaluate.mine_spot_check(rec, factor, sigma, int(steps), rep=rep)
+        results[(run_id, rep, factor, sigma, int(steps))] = est
+    for (rid, rp, f, s, n), est in results.items():
+        if rid == run_id and rp == rep:
+            g = float(common.mi_at(root, run_id, s, rep=rep)[names.index(f)])
             st.markdown(f"- `{f}` at σ = {sigma_label(s)}: MINE ({n} steps) **{est:.3f}** nats, "
                         f"Gaussian channel **{g:.3f}** nats")
 
 
-def probe_section(run_id: str) -> None:
+def probe_section(run_id: str, rep=None) -> None:
     root = common.root()
     rec = common.get_run(run_id)
-    sweep = common.noise_sweep(root, run_id)
+    sweep = common.noise_sweep(root, run_id, rep=rep)
     names = list(sweep["factor_names"])
     inactive = common.inactive_factors(rec.config)
     ls = sweep.get("length_scale")
+    sigma = common.default_sigma(root, run_id, rep)
     st.subheader("Probes")
     st.caption("A small classifier (3 layers of 32 units) per factor, trained on noisy "
-               f"embeddings at σ = {sigma_label(ls) if ls else 'the default scale'}"
-               f"{f' ({ls_symbol(sweep)})' if ls else ''}; accuracy far above chance means the factor can be "
-               "read from the embedding.")
-    pr = common.probes(root, run_id, ls)
+               f"embeddings at σ = {sigma_label(sigma)}"
+               f"{f' ({ls_symbol(sweep)})' if ls else ' (a quarter of the RMS radius)'}; "
+               "accuracy far above chance means the factor can be read from the embedding.")
+    pr = common.probes(root, run_id, sigma, rep=rep)
     fig = figures.bars_against(names, [pr[n]["accuracy"] for n in names],
                                [pr[n]["chance"] for n in names], inactive,
                                value_name="probe accuracy", reference_name="chance",

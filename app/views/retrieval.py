@@ -45,9 +45,9 @@ def choose_query(emb: dict, ds, run_id: str) -> int:
     return ss[key]
 
 
-def class_grid_image(rec, ds, emb: dict) -> None:
+def class_grid_image(rec, ds, emb: dict, rep=None) -> None:
     root = common.root()
-    grid = common.class_grid(root, rec.run_id)  # (C, C) probe positions
+    grid = common.class_grid(root, rec.run_id, rep)  # (C, C) probe positions
     C = grid.shape[0]
     idx = emb["indices"][grid.reshape(-1)]
     ims = common.images(rec.config.data.source, rec.config.data.image_size,
@@ -75,11 +75,12 @@ def page() -> None:
         return
     root = common.root()
     ds = common.run_dataset(rec)
-    emb = common.embeddings(root, rec.run_id)
+    rep = common.pick_representation(rec, key="r_rep")
+    emb = common.embeddings(root, rec.run_id, "final", rep)
     inactive = common.inactive_factors(rec.config)
     pos = choose_query(emb, ds, rec.run_id)
     k = st.slider("Neighbours", 4, 32, 12, key="r_k")
-    nn = common.knn(root, rec.run_id, pos, k)
+    nn = common.knn(root, rec.run_id, pos, k, rep)
     src, size = rec.config.data.source, rec.config.data.image_size
     q_f = emb["factors"][pos]
     left, right = st.columns([1, 4])
@@ -102,7 +103,7 @@ def page() -> None:
     st.subheader("Agreement over all queries")
     st.caption("For every probe image, the fraction of its 10 nearest neighbours sharing its "
                "value of each factor; chance is what random neighbours would give.")
-    ag = common.agreement(root, rec.run_id, 10)
+    ag = common.agreement(root, rec.run_id, 10, rep)
     names = list(ds.factor_names)
     fig = figures.bars_against(names, [ag[n]["agreement"] for n in names],
                                [ag[n]["chance"] for n in names], inactive,
@@ -113,7 +114,7 @@ def page() -> None:
 
     if not ds.is_grid:
         st.subheader("Per-class retrieval grid")
-        class_grid_image(rec, ds, emb)
+        class_grid_image(rec, ds, emb, rep)
 
 
 common.run_page(page)
