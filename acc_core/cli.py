@@ -212,11 +212,12 @@ def cmd_worker(args) -> int:
 def cmd_eval(args) -> int:
     from acc_core import evaluate
 
-    rep = evaluate.report(args.run, sigma=args.sigma)
+    reps = [args.representation] if args.representation else list(evaluate.representations(args.run))
+    out = [evaluate.report(args.run, sigma=args.sigma, rep=r) for r in reps]
     if args.json:
-        print(json.dumps(rep, indent=2, default=float))
+        print(json.dumps(out[0] if len(out) == 1 else out, indent=2, default=float))
     else:
-        print(evaluate.format_report(rep))
+        print("\n\n".join(evaluate.format_report(r) for r in out))
     return 0
 
 
@@ -341,7 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="compute and cache a run's standard report")
     e.add_argument("run")
-    e.add_argument("--sigma", type=float, default=None, help="noise scale (default sqrt(tau))")
+    e.add_argument("--sigma", type=float, default=None,
+                   help="noise scale (default: the loss's length scale, e.g. sqrt(tau), or a "
+                        "quarter of the code's RMS radius for codes without one)")
+    e.add_argument("--representation", help="one of the method's codes (default: every one)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(fn=cmd_eval)
 

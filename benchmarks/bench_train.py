@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from acc_core import data as data_sources
 from acc_core import train as train_mod
 from acc_core.config import preset
 from acc_core.models import build_encoder, count_flops
@@ -69,14 +70,14 @@ def optimised_steps_per_s(cfg, dataset, steps, device) -> float:
 
     cfg = cfg.replace(train=dataclasses.replace(
         cfg.train, steps=steps, checkpoint_every=10**9, snapshot_every=10**9, probe_size=64))
-    real_load = train_mod.load_dataset
-    train_mod.load_dataset = lambda c: dataset
+    real_load = data_sources.load_for
+    data_sources.load_for = lambda c: dataset
     try:
         with tempfile.TemporaryDirectory() as d:
             train_mod.train(cfg, d, device=str(device))
             recs = [json.loads(x) for x in (Path(d) / "log.jsonl").read_text().splitlines()]
     finally:
-        train_mod.load_dataset = real_load
+        data_sources.load_for = real_load
     # time between the first and last step: excludes start-up and the first (warm-up) step
     return (len(recs) - 1) / (recs[-1]["time"] - recs[0]["time"])
 
@@ -137,8 +138,8 @@ def naive_steps_per_s(cfg, dataset, steps, device) -> float:
 
 
 def full_mnist_seconds(cfg, dataset, device) -> float:
-    real_load = train_mod.load_dataset
-    train_mod.load_dataset = lambda c: dataset
+    real_load = data_sources.load_for
+    data_sources.load_for = lambda c: dataset
     try:
         with tempfile.TemporaryDirectory() as d:
             t0 = time.perf_counter()
@@ -146,7 +147,7 @@ def full_mnist_seconds(cfg, dataset, device) -> float:
             assert out["status"] == "done", out
             return time.perf_counter() - t0
     finally:
-        train_mod.load_dataset = real_load
+        data_sources.load_for = real_load
 
 
 def main() -> None:

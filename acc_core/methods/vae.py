@@ -402,7 +402,7 @@ class BetaVAE(_VAEMethod):
         if name == "paper":
             return _paper_base(source, self.name, p)
         if name == "quick":
-            return _quick_base(source, self.name, p, steps_shapes=800, steps_digits=600)
+            return _quick_base(source, self.name, p, steps_shapes=500, steps_digits=400)
         raise ValueError(f"unknown preset {name!r}; valid: paper, quick")
 
     def batcher(self, config, dataset):
@@ -460,7 +460,7 @@ class MLVAE(_VAEMethod):
         if name == "paper":
             return _paper_base(source, self.name, p)
         if name == "quick":
-            return _quick_base(source, self.name, p, steps_shapes=800, steps_digits=600)
+            return _quick_base(source, self.name, p, steps_shapes=500, steps_digits=400)
         raise ValueError(f"unknown preset {name!r}; valid: paper, quick")
 
     def batcher(self, config, dataset):
@@ -554,7 +554,7 @@ class AdaGVAE(_VAEMethod):
             return _paper_base(source, self.name, AdaGVAEParams())
         if name == "quick":
             return _quick_base(source, self.name, AdaGVAEParams(batch_size=32),
-                               steps_shapes=800, steps_digits=600)
+                               steps_shapes=500, steps_digits=400)
         raise ValueError(f"unknown preset {name!r}; valid: paper, quick")
 
     def batcher(self, config, dataset):
