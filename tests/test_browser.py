@@ -2,8 +2,9 @@
 
 Launches a tiny run from the Train page, waits for the background worker to finish it,
 checks that the Embeddings page plots it, measures the time to the first plot of each page
-and to redraw after changing the coloured factor and the noise scale σ, writes those timings
-to docs/screenshots/timings.json and saves a screenshot of every page there.
+and to redraw after changing the coloured factor and the noise scale σ, and writes those
+timings and a screenshot of every page to a temporary folder; with
+ACC_REFRESH_SCREENSHOTS=1 they replace the committed ones in docs/screenshots/ (the README's).
 
 Screenshots show a run whose label contains one of $ACC_SCREENSHOT_RUN (comma-separated;
 default: the shipped Shapes3D run, else any pretrained run), else the tiny run.
@@ -31,7 +32,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
-SHOTS = REPO / "docs" / "screenshots"
+COMMITTED_SHOTS = REPO / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 PLOT = ".js-plotly-plot .main-svg"
 READY = '[data-testid="stApp"][data-test-script-state="notRunning"]'
@@ -94,6 +95,14 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where screenshots and timings go: a temporary folder, unless a refresh is asked for."""
+    if os.environ.get("ACC_REFRESH_SCREENSHOTS") == "1":
+        return COMMITTED_SHOTS
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=[
@@ -145,14 +154,14 @@ def pick(page, label: str, option) -> bool:
     raise AssertionError(f"the selectbox {label!r} did not open")
 
 
-def shoot(page, name: str) -> None:
+def shoot(page, name: str, folder: Path) -> None:
     """A screenshot of the whole page (Streamlit scrolls inside its main block)."""
     settle(page)
     height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')"
                            ".scrollHeight")
     page.set_viewport_size({"width": 1400, "height": min(max(height, 1000), 6000)})
     page.wait_for_timeout(800)  # plotly resizes to the new viewport
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
     page.set_viewport_size({"width": 1400, "height": 1000})
 
 
@@ -168,13 +177,13 @@ def fill_number(page, label: str, value: str) -> None:
 
 
 # ----- the test ------------------------------------------------------------------------------
-def test_every_page_in_chromium(server, browser):
+def test_every_page_in_chromium(server, browser, shots):
     url, home = server
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    shots.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(TIMEOUT_MS)
     try:
-        walk_through(page, url)
+        walk_through(page, url, shots)
     except BaseException:
         shot = home.parent / "failure.png"
         page.screenshot(path=str(shot), full_page=True)
@@ -182,7 +191,7 @@ def test_every_page_in_chromium(server, browser):
         raise
 
 
-def walk_through(page, url: str) -> None:
+def walk_through(page, url: str, shots: Path) -> None:
     timings: dict = {"first_plot_s": {}}
 
     # Home: the set A / set B illustration.
@@ -192,7 +201,7 @@ def walk_through(page, url: str) -> None:
     # Train: a tiny run (10 steps, sets of 8) launched from the page, trained by the worker.
     page.goto(f"{url}/train")
     page.get_by_role("button", name="Launch").wait_for()
-    for label, value in [("Steps", "10"), ("Set size", "8"), ("Embedding dimension", "8")]:
+    for label, value in [("Steps", "10"), ("Set size", "8"), ("Code dimension", "8")]:
         fill_number(page, label, value)
     page.get_by_text("Advanced").click()
     for label, value in [("Snapshot every (steps)", "5"), ("Probe subset size", "300")]:
@@ -257,7 +266,7 @@ def walk_through(page, url: str) -> None:
     page.locator(PLOT).first.wait_for(state="visible", timeout=TIMEOUT_MS)
     timings["random_loss_simulation_s"] = time.perf_counter() - t0
     no_errors(page)
-    shoot(page, "random_loss")
+    shoot(page, "random_loss", shots)
 
     # Screenshots: the first run matching one of $ACC_SCREENSHOT_RUN (comma-separated
     # patterns; default: the shipped Shapes3D run, else any pretrained run).
@@ -273,11 +282,11 @@ def walk_through(page, url: str) -> None:
             settle(page)
         page.locator(PLOT if path else '[data-testid="stImage"] img').first.wait_for()
         no_errors(page)
-        shoot(page, name)
+        shoot(page, name, shots)
 
     timings["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "load_average_1min": os.getloadavg()[0]}
-    (SHOTS / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    (shots / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     print(json.dumps(timings, indent=2))
     # Generous bounds for shared CI machines; the measured figures are in timings.json.
     assert timings["change_coloured_factor_s"] < 10
