@@ -180,8 +180,9 @@ def cmd_runs(args) -> int:
                            "steps": r.steps, "label": r.label, "source": r.source,
                            "reason": r.reason} for r in runs], indent=2))
         return 0
+    print(f"run store: {store.root}  (set ACC_HOME to use another)")
     if not runs:
-        print("no runs yet: `acc train --preset quick` starts one")
+        print("no runs yet: `acc train --preset quick --seed 1` starts one")
         return 0
     print(f"{'run':<14}{'status':<13}{'progress':<14}{'source':<12}label")
     for r in runs:

@@ -1,7 +1,9 @@
 """Where things live on disk, and writing files so that nothing half-written is ever left.
 
-`ACC_HOME` holds the run store (default `./runs`); `ACC_DATA_DIR` holds datasets and
-caches (default `~/.cache/acc-explorer/data`).
+`ACC_HOME` holds the run store (default: the user's data directory,
+`$XDG_DATA_HOME/acc-explorer/runs`, i.e. `~/.local/share/acc-explorer/runs`, the same
+wherever a command is started); `ACC_DATA_DIR` holds datasets and caches (default
+`~/.cache/acc-explorer/data`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ PRETRAINED_DIR = REPO_ROOT / "pretrained"
 
 
 def acc_home() -> Path:
-    return Path(os.environ.get("ACC_HOME", "runs")).expanduser().resolve()
+    env = os.environ.get("ACC_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base).expanduser().resolve() / "acc-explorer" / "runs"
 
 
 def pretrained_dir() -> Path:

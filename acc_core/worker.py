@@ -242,7 +242,7 @@ def ensure_worker(root=None, *, device: str | None = None, idle_exit: float = 60
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m acc_core.worker", description=__doc__.split("\n")[0])
-    p.add_argument("--root", help="run store folder (default: $ACC_HOME or ./runs)")
+    p.add_argument("--root", help="run store folder (default: $ACC_HOME, else ~/.local/share/acc-explorer/runs)")
     p.add_argument("--device", help="torch device, e.g. cuda:0 or cpu (default: GPU if any)")
     p.add_argument("--once", action="store_true", help="exit when the queue is empty")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between queue checks")

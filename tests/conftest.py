@@ -17,9 +17,11 @@ def acc_home(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _no_user_data_dir(tmp_path_factory, monkeypatch):
-    """Tests never read or write the user's data dir."""
+    """Tests never read or write the user's data dir or run store."""
     if "ACC_DATA_DIR" not in os.environ:
         monkeypatch.setenv("ACC_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data"))
+    if "ACC_HOME" not in os.environ:
+        monkeypatch.setenv("ACC_HOME", str(tmp_path_factory.getbasetemp() / "default-runs"))
 
 
 def tiny_shapes_config(seed: int = 0, steps: int = 10, probe_size: int = 300):
