@@ -105,7 +105,7 @@ def cmd_train(args) -> int:
     if args.queue:
         from acc_core.worker import ensure_worker
 
-        started = ensure_worker(store.root, device=args.device)
+        started = ensure_worker(store.root, device=args.device, exit_with_me=False)
         print(f"queued; {'started a worker' if started else 'a worker is already running'}")
         return 0
     return _train_in_foreground(store, rec, args.device)

@@ -37,7 +37,7 @@ import uuid
 from pathlib import Path
 
 from acc_core.paths import REPO_ROOT, acc_home
-from acc_core.store import RunStore
+from acc_core.store import RunStore, pid_alive
 
 log = logging.getLogger("acc_core.worker")
 EXIT_BUSY = 3  # exit status of a worker that found another one holding the device's lock
@@ -114,9 +114,10 @@ class _Stop:
 
 
 def run_worker(root=None, *, device: str | None = None, once: bool = False, poll: float = 1.0,
-               idle_exit: float | None = None, train_fn=None) -> int:
+               idle_exit: float | None = None, train_fn=None, exit_with: int | None = None) -> int:
     """Train queued runs until stopped. Returns an exit status: 0, or EXIT_BUSY when another
-    worker already holds this device. `once`: exit when the queue is empty; `idle_exit`: exit
+    worker already holds this device. `exit_with`: a process (the app's server) whose end
+    makes the worker exit as soon as the queue is empty; `once`: exit when the queue is empty; `idle_exit`: exit
     after that many idle seconds; `train_fn`: replaces acc_core.train.train (tests)."""
     _default_logging()
     store = RunStore(root)
@@ -148,7 +149,9 @@ def run_worker(root=None, *, device: str | None = None, once: bool = False, poll
                 _train_one(store, rec, worker_id, device, train_fn, stop)
                 idle_since = time.monotonic()
                 continue
-            if once or (idle_exit is not None and time.monotonic() - idle_since >= idle_exit):
+            parent_gone = exit_with is not None and not pid_alive(exit_with)
+            if once or parent_gone or (idle_exit is not None
+                                       and time.monotonic() - idle_since >= idle_exit):
                 # Release the lock, then look once more: a run queued by someone who saw this
                 # worker alive (and so started none) must not wait for the next ensure_worker.
                 os.close(fd)
@@ -215,7 +218,8 @@ _SPAWNED: dict[tuple[str, str], subprocess.Popen] = {}
 _SPAWN_LOCK = threading.Lock()
 
 
-def ensure_worker(root=None, *, device: str | None = None, idle_exit: float = 600.0) -> bool:
+def ensure_worker(root=None, *, device: str | None = None, idle_exit: float = 600.0,
+                  exit_with_me: bool = True) -> bool:
     """Start a detached worker unless one holds the device's lock; True if one was started.
 
     Two callers at once may both start one; the lock lets exactly one survive (the other exits
@@ -230,6 +234,8 @@ def ensure_worker(root=None, *, device: str | None = None, idle_exit: float = 60
             return False
         root.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "acc_core.worker", "--idle-exit", f"{idle_exit:g}"]
+        # The app's worker ends with the app: once the queue is empty and the server is gone.
+        cmd += ["--exit-with", str(os.getpid())] if exit_with_me else []
         cmd += ["--device", device] if device else []
         paths = [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         env = dict(os.environ, ACC_HOME=str(root), PYTHONPATH=os.pathsep.join(paths))
@@ -247,8 +253,11 @@ def main(argv=None) -> int:
     p.add_argument("--once", action="store_true", help="exit when the queue is empty")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between queue checks")
     p.add_argument("--idle-exit", type=float, default=None, help="exit after this many idle seconds")
+    p.add_argument("--exit-with", type=int, default=None,
+                   help="a process id: exit once the queue is empty and that process is gone")
     a = p.parse_args(argv)
-    return run_worker(a.root, device=a.device, once=a.once, poll=a.poll, idle_exit=a.idle_exit)
+    return run_worker(a.root, device=a.device, once=a.once, poll=a.poll, idle_exit=a.idle_exit,
+                      exit_with=a.exit_with)
 
 
 if __name__ == "__main__":

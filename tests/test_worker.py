@@ -262,3 +262,16 @@ def test_ensure_worker_twice_in_one_process_starts_one(store, monkeypatch):
         proc.terminate()
         proc.wait(timeout=15)
     assert proc.returncode == 0 and not worker_alive(store.root)
+
+
+def test_the_apps_worker_exits_when_the_app_is_gone_and_the_queue_is_empty(store):
+    """`exit_with`: the app's server pid. Once it is gone the worker finishes the queue, then
+    exits at once instead of idling for minutes."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    rec = store.submit(cfg(1))
+    t0 = time.monotonic()
+    assert run_worker(store.root, poll=0.01, idle_exit=600, train_fn=fake_train,
+                      exit_with=gone.pid) == 0
+    assert time.monotonic() - t0 < 60
+    assert store.get(rec.run_id).status == "done"  # the queued run was still trained
