@@ -13,6 +13,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from functools import lru_cache
+
 import numpy as np
 
 from acc_core import rundir
@@ -28,8 +30,17 @@ def _cache_path(run, name: str) -> Path:
     """Where a cached analysis is read: the run's own eval/ folder when it holds it, else
     where it would be written (`_write_path`)."""
     d, cfg = _run(run)
+    _clean_once(str(_write_path(d, cfg, name).parent))
     own = rundir.eval_dir(d) / name
     return own if own.exists() else _write_path(d, cfg, name)
+
+
+@lru_cache(maxsize=1024)
+def _clean_once(folder: str) -> None:
+    """An eval folder's stale temp files (a kill while caching) go the first time it is used."""
+    from acc_core.paths import remove_stale_temp_files
+
+    remove_stale_temp_files(folder)
 
 
 def _write_path(d: Path, cfg: RunConfig, name: str) -> Path:

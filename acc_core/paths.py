@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -50,12 +51,19 @@ def atomic_path(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The writer's pid is in the name: a temp file whose writer died can be told from one
+    # another process is writing right now (`remove_stale_temp_files`).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-",
+                               suffix=".tmp")
     os.close(fd)
     os.chmod(tmp, 0o644)  # mkstemp makes 0600; the final file should read like any other
+    from acc_core.faults import kind_of, write_point
+
     try:
         yield Path(tmp)
+        write_point(kind_of(path), "before")  # the new file is written, not yet in place
         os.replace(tmp, path)
+        write_point(kind_of(path), "after")
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -72,3 +80,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj, *, indent: int | None = 2) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=indent, sort_keys=True) + "\n").encode())
+
+
+_TEMP = re.compile(r"^\..+\.(\d+)-[^.]+\.tmp$")
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> int:
+    """Remove the temp files of atomic writes whose writer process is gone (a kill between
+    writing and renaming leaves one). Returns how many were removed."""
+    from acc_core.records import pid_alive
+
+    n = 0
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    for p in folder.glob(".*.tmp"):
+        m = _TEMP.match(p.name)
+        if m and pid_alive(int(m[1])) and int(m[1]) != 0:
+            continue
+        with contextlib.suppress(OSError):
+            p.unlink()
+            n += 1
+    return n

@@ -275,12 +275,8 @@ def eval_dir(run_dir) -> Path:
 
 
 def clean_temp_files(run_dir) -> int:
-    """Remove the temporary files of writes a kill interrupted (atomic_path's .NAME.*.tmp)."""
-    n = 0
-    for folder in (Path(run_dir), Path(run_dir) / SNAPSHOTS, Path(run_dir) / EVAL):
-        if folder.is_dir():
-            for p in folder.glob(".*.tmp"):
-                with contextlib.suppress(OSError):
-                    p.unlink()
-                    n += 1
-    return n
+    """Remove the temp files of writes a kill interrupted, in every folder of the run."""
+    from acc_core.paths import remove_stale_temp_files
+
+    return sum(remove_stale_temp_files(f) for f in (Path(run_dir), Path(run_dir) / SNAPSHOTS,
+                                                    Path(run_dir) / EVAL))

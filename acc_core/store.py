@@ -29,7 +29,7 @@ import uuid
 import warnings
 from pathlib import Path
 
-from acc_core import rundir
+from acc_core import faults, rundir
 from acc_core.config import RunConfig, validate
 from acc_core.data.base import DataError
 from acc_core.paths import acc_home
@@ -94,6 +94,7 @@ class RunStore:
                 con.execute("BEGIN IMMEDIATE")  # take the write lock now: read-then-write is atomic
             yield con
             if write:
+                faults.write_point("index", "before")
                 con.execute("COMMIT")
         except sqlite3.Error as e:
             raise self._db_error(e) from None
@@ -260,6 +261,7 @@ class RunStore:
 
     def heartbeat(self, run_id: str, worker_id: str, step: int, steps: int) -> bool:
         """Record progress; False when the run is no longer this worker's (reaped, finished)."""
+        faults.write_point("index", "before")
         now = time.time()
         with self._db() as db:
             cur = db.execute(
@@ -273,6 +275,7 @@ class RunStore:
         """Set a final status. With `worker_id`, only if that worker still holds the run."""
         if status not in FINAL:
             raise ValueError(f"cannot finish a run as {status!r}; valid: {', '.join(FINAL)}")
+        faults.write_point("index", "before")
         sql = ("UPDATE runs SET status=?, step=?, reason=?, cancel_requested=0, updated_at=?"
                " WHERE run_id=?")
         args = [status, int(step), reason, time.time(), run_id]

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from acc_core import data as data_sources
-from acc_core import rundir
+from acc_core import faults, rundir
 from acc_core.config import RunConfig, validate
 from acc_core.data.base import DataError
 
@@ -223,6 +223,7 @@ def train(
             }
             log.write(json.dumps(rec) + "\n")
             log.flush()
+            faults.write_point("log", "after")
             # Snapshot before checkpoint: a checkpoint at step s then always has its snapshot,
             # and a kill in between only repeats steps after the previous checkpoint.
             if step % t.snapshot_every == 0 or step == t.steps:
