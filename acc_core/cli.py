@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
 import sys
@@ -372,9 +373,38 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, DataError, RuntimeError, FileNotFoundError) as e:
+    except (ValueError, DataError, FileNotFoundError) as e:  # the user can fix these
         print(f"acc: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            print(f"acc: error: the disk is full ({e.filename or 'writing a file'}); free some "
+                  "space or set ACC_HOME / ACC_DATA_DIR to another disk, then run the same "
+                  "command again (it resumes)", file=sys.stderr)
+            return 2
+        return _unexpected(e)
+    except Exception as e:  # a bug, not a user error: say so, keep the traceback
+        return _unexpected(e)
+
+
+def _unexpected(e: BaseException) -> int:
+    """One line on the terminal; the whole traceback in a log the message names."""
+    import traceback
+
+    from acc_core.paths import acc_home
+
+    path = acc_home() / "acc-errors.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} acc {' '.join(sys.argv[1:])}\n")
+            f.write("".join(traceback.format_exception(e)))
+        where = f"the traceback is in {path}"
+    except OSError:
+        where = "traceback:\n" + "".join(traceback.format_exception(e))
+    print(f"acc: unexpected error (a bug, not something you did): {type(e).__name__}: {e}; "
+          f"{where}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 
 from acc_core.augment import AUGMENTATIONS
@@ -193,10 +194,10 @@ def validate(config: RunConfig) -> None:
     method = methods.get(t.method)  # unknown: ValueError listing the valid names
     if t.similarity not in SIMILARITIES:
         raise ValueError(f"unknown similarity {t.similarity!r}; valid: {', '.join(SIMILARITIES)}")
-    if not t.temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {t.temperature}")
-    if not t.lr > 0:
-        raise ValueError(f"learning rate must be > 0, got {t.lr}")
+    if not (t.temperature > 0 and math.isfinite(t.temperature)):
+        raise ValueError(f"temperature must be a finite number > 0, got {t.temperature}")
+    if not (t.lr > 0 and math.isfinite(t.lr)):
+        raise ValueError(f"learning rate must be a finite number > 0, got {t.lr}")
     if t.steps < 1:
         raise ValueError(f"steps must be >= 1, got {t.steps}")
     if t.set_size < 2:

@@ -1,49 +1,53 @@
-"""Estimated wall time of a run on this machine, from a few timed passes of its network.
+"""Estimated wall time of a run on this machine, from a few timed training steps.
 
-The Train page shows it before a run is launched. The estimate is re-measured when it is
-older than a minute (the machine's load changes), and it times the network as training runs
-it (channels-last, first pass discarded).
+The Train page shows it before a run is launched. It times real steps of the run's method
+(its batcher, networks, loss and optimiser, as `acc_core.train` runs them), so it holds for
+every method; and it is measured again once it is older than `MAX_AGE_S`, because the
+machine's load changes (a figure taken while another run trained would otherwise stay).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
-from functools import lru_cache
 
 from acc_core.config import RunConfig
 
+MAX_AGE_S = 60.0
+_CACHE: dict[str, tuple[float, float]] = {}  # per-step key -> (measured at, seconds per step)
+_LOCK = threading.Lock()
 
-@lru_cache(maxsize=32)
-def _seconds_per_step(encoder: str, dim: int, channels: int, size: int, batch: int) -> float:
-    """Time a few forward+backward passes of the run's network on this machine."""
-    import torch
 
-    from acc_core.models import build_encoder
+def _step_key(config: RunConfig) -> str:
+    """What a step's cost depends on: everything but the schedule and the seed."""
+    t = dataclasses.replace(config.train, steps=1, seed=0, checkpoint_every=1, snapshot_every=1,
+                            probe_size=1)
+    return config.replace(train=t).canonical_json()
 
-    # as training runs it: channels-last (measured 1.4-2.5x faster on CPU), first pass discarded
-    model = build_encoder(encoder, dim, in_channels=channels, image_size=size)
-    model = model.to(memory_format=torch.channels_last)
-    x = torch.rand(batch, channels, size, size).contiguous(memory_format=torch.channels_last)
-    times = []
-    for _ in range(4):
-        t0 = time.perf_counter()
-        model(x).pow(2).mean().backward()
-        times.append(time.perf_counter() - t0)
-    return min(times[1:])
+
+def seconds_per_step(config: RunConfig, *, now: float | None = None) -> float:
+    from acc_core.train import timed_steps
+
+    now = time.monotonic() if now is None else now
+    key = _step_key(config)
+    with _LOCK:
+        hit = _CACHE.get(key)
+    if hit is not None and now - hit[0] < MAX_AGE_S:
+        return hit[1]
+    times = timed_steps(config, steps=(1, 2, 3))
+    per_step = min(times[1:])  # the first pass pays one-off costs
+    with _LOCK:
+        _CACHE[key] = (now, per_step)
+    return per_step
 
 
 def estimate_seconds(config: RunConfig) -> float:
-    """Estimated wall time of a run on this machine's CPU (GPU runs are much faster)."""
-    from acc_core import data as data_sources
-
-    m = data_sources.manifest(config.data.source)
-    h, _, c = m["image_shape"]
-    size = config.data.image_size or h
+    """Estimated wall time of a run on this machine: its steps, plus the snapshots (a forward
+    pass of the probe images, about a third of a training step's cost per image)."""
     t = config.train
-    batch = 2 * t.set_size * t.pairs_per_step * (2 if t.double_augmentation or t.method == "hue_infonce" else 1)
-    per_step = _seconds_per_step(config.model.encoder, config.model.embedding_dim, c, size, batch)
+    per_step = seconds_per_step(config)
     n_snap = t.steps // t.snapshot_every + 2
-    snap = n_snap * per_step * t.probe_size / batch / 3  # forward only, about a third
-    return float(t.steps * per_step * 1.15 + snap)  # 15%: data, loss, optimiser
-
-
+    batch_images = 2 * t.set_size * t.pairs_per_step
+    snap = n_snap * per_step * t.probe_size / max(batch_images, 1) / 3
+    return float(t.steps * per_step * 1.05 + snap)  # 5%: logging, checkpoints

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from acc_core import rundir
+from acc_core.data.base import DataError
 from acc_core.config import ModelConfig, RunConfig, SetSpec, preset
 from acc_core.paths import pretrained_dir
 
@@ -226,7 +227,7 @@ def reproduce(name: str, *, device: str | None = None, root: Path | None = None)
         result = train(cfg, Path(d) / cfg.run_id, device=device)
         seconds = time.perf_counter() - t0
         if result["status"] != "done":
-            raise RuntimeError(f"retraining {name} ended {result['status']}: {result['reason']}")
+            raise DataError(f"retraining {name} ended {result['status']}: {result['reason']}")
         new = evaluate.report(Path(d) / cfg.run_id)
     rows = {}
     for f in old["factors"]:
@@ -270,11 +271,12 @@ def build(names: list[str] | None = None, *, device: str | None = None,
             owner = f"build-{name}-{os.getpid()}"
             claimed = store.claim(rec.run_id, owner, os.getpid())
             if not claimed:
-                raise RuntimeError(f"run {rec.run_id} for {name} is being trained elsewhere")
+                raise DataError(f"run {rec.run_id} for {name} is being trained by another process; "
+                                "wait for it (`acc runs`) and build again")
             t0 = time.perf_counter()
             res = train_claimed(store, claimed, owner, device=device)
             if res["status"] != "done":
-                raise RuntimeError(f"{name} ended {res['status']}: {res['reason']}")
+                raise DataError(f"{name} ended {res['status']}: {res['reason']}")
             print(f"{name}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
         light = name in extra
         out.append(export(rec.dir, name, description, dest=dest, weights=not light,

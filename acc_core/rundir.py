@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,17 @@ def save_checkpoint(run_dir, model, optimizer, step: int, config) -> None:
     }
     with atomic_path(checkpoint_path(run_dir)) as tmp:
         torch.save(state, tmp)
+
+
+def checkpoint_step(run_dir) -> int | None:
+    """The step of the run's last checkpoint (None without one or when it is unreadable)."""
+    path = checkpoint_path(run_dir)
+    if not path.exists():
+        return None
+    try:
+        return int(load_checkpoint(path)["step"])
+    except (DataError, KeyError, TypeError, ValueError):
+        return None
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -225,7 +237,7 @@ def load_snapshot(run_dir, step: int) -> dict:
         out["factors"] = out["factors"].astype(np.int64, copy=False)
         out["indices"] = out["indices"].astype(np.int64, copy=False)
         return out
-    except (OSError, ValueError, EOFError, KeyError) as e:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
         raise DataError(f"snapshot {path} is unreadable ({type(e).__name__}: {e}); delete it "
                         "(training writes it again if the run is resumed)") from None
 

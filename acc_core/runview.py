@@ -35,6 +35,10 @@ def _run(run) -> tuple[Path, RunConfig]:
 @lru_cache(maxsize=256)
 def _config(d: str, mtime: int) -> RunConfig:
     cfg = rundir.read_config(d)
+    name = Path(d).name
+    if len(name) == 12 and all(c in "0123456789abcdef" for c in name) and name != cfg.run_id:
+        raise DataError(f"{Path(d) / rundir.CONFIG} was edited: the folder is run {name}, the "
+                        f"config now hashes to {cfg.run_id}; restore it (or delete the run)")
     meta = Path(d) / rundir.META
     if meta.exists():  # a shipped run's config must be the one it was trained with
         shipped_id = rundir.read_meta(d).get("run_id")

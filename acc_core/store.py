@@ -113,6 +113,9 @@ class RunStore:
         if "unable to open" in msg or "readonly" in msg:
             return DataError(f"cannot write the run store {self.db_path} ({msg}); "
                              "set ACC_HOME to a writable folder")
+        if "disk is full" in msg or "database or disk is full" in msg:
+            return DataError(f"the disk holding the run store {self.db_path} is full; free some "
+                             "space (or set ACC_HOME to another disk) and try again")
         return DataError(f"the run store database {self.db_path} is unreadable ({msg}); move it "
                          f"aside and a new empty index is created (run folders in {self.root} are kept)")
 
@@ -329,6 +332,9 @@ class RunStore:
         if not dead:
             return []
         reaped = []
+        # where a resume starts: the checkpoint's step, not the last heartbeat's (read before
+        # taking the write lock)
+        ckpt_steps = {r["run_id"]: rundir.checkpoint_step(self.root / r["run_id"]) for r in dead}
         with self._db(write=True) as db:
             for r in dead:
                 rec = self._row(db, r["run_id"])
@@ -336,6 +342,8 @@ class RunStore:
                         or rec.heartbeat_at != r["heartbeat_at"]):
                     continue  # it beat, finished or changed hands since we looked
                 crashes = rec.crashes + 1
+                step = ckpt_steps.get(rec.run_id)
+                step = rec.step if step is None else step
                 if rec.cancel_requested:
                     status, reason = "cancelled", f"cancelled; its worker stopped at step {rec.step}"
                 elif crashes >= MAX_CRASHES:
@@ -343,8 +351,11 @@ class RunStore:
                                                 f"{rec.step}); see worker.log, then retry the run")
                 else:
                     status, reason = "interrupted", f"worker died at step {rec.step}"
+                    if ckpt_steps.get(rec.run_id) is not None:
+                        reason += f"; it resumes from its checkpoint at step {step}"
                 db.execute("UPDATE runs SET status=?, reason=?, crashes=?, cancel_requested=0,"
-                           " updated_at=? WHERE run_id=?", (status, reason, crashes, now, rec.run_id))
+                           " step=?, updated_at=? WHERE run_id=?",
+                           (status, reason, crashes, step, now, rec.run_id))
                 reaped.append(rec.run_id)
         return reaped
 

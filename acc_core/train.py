@@ -119,6 +119,44 @@ def encode_all(model, config: RunConfig, images: np.ndarray, device, batch: int 
             for r in config.method.representations}
 
 
+def make_batch(draw, dataset, config: RunConfig, rng: np.random.Generator, step: int, dev) -> dict:
+    """The method's batch of step `step`, its images loaded: batch["x"] has the shape
+    `indices.shape + (C, H, W)`; numpy extras become tensors on `dev`."""
+    batch = draw(rng, step)
+    idx = np.asarray(batch["indices"])
+    x = to_tensor(dataset.images(idx.ravel()), config.data.image_size, dev)
+    out = {k: (torch.as_tensor(v, device=dev) if isinstance(v, np.ndarray) else v)
+           for k, v in batch.items() if k != "indices"}
+    out["indices"] = idx
+    out["x"] = x.view(*idx.shape, *x.shape[1:])
+    return out
+
+
+def timed_steps(config: RunConfig, steps=(1, 2, 3), device=None) -> list[float]:
+    """Seconds of each of a few real training steps (batch, loss, backward, optimiser) of a
+    freshly built model: what the run-time estimate and the benchmarks time."""
+    dev = pick_device(device)
+    method = config.method
+    dataset = data_sources.load_for(config.data)
+    draw = method.batcher(config, dataset)
+    model = build_model(config, dataset).to(dev, memory_format=torch.channels_last)
+    optimizer = method.optimizer(model, config)
+    out = []
+    for step in steps:
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([config.train.seed, int(step)])
+        gen = torch.Generator(device="cpu").manual_seed(int(step))
+        loss, _ = method.loss(model, make_batch(draw, dataset, config, rng, int(step), dev),
+                              config, gen, int(step))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
 # ----- the loop ----------------------------------------------------------------------------------
 def train(
     config: RunConfig,
@@ -192,13 +230,7 @@ def train(
             # Randomness of this step depends on (seed, step) only: resumable exactly.
             rng = np.random.default_rng([t.seed, step])
             gen = torch.Generator(device="cpu").manual_seed(t.seed * 1_000_003 + step)
-            batch = draw(rng, step)
-            idx = np.asarray(batch["indices"])
-            x = to_tensor(dataset.images(idx.ravel()), config.data.image_size, dev)
-            batch = {k: (torch.as_tensor(v, device=dev) if isinstance(v, np.ndarray) else v)
-                     for k, v in batch.items() if k != "indices"}
-            batch["indices"] = idx
-            batch["x"] = x.view(*idx.shape, *x.shape[1:])
+            batch = make_batch(draw, dataset, config, rng, step, dev)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 loss, terms = method.loss(model, batch, config, gen, step)
             loss_value = float(loss.detach())

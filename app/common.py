@@ -81,8 +81,24 @@ def list_runs(status=None, *, reap: bool = True) -> list:
     if status is not None:
         wanted = (status,) if isinstance(status, str) else tuple(status)
         runs = [r for r in runs if r.status in wanted]
+    runs, unreadable = readable(runs)
+    if unreadable:  # one broken run never blanks a page: it is named, the others show
+        st.warning(f"{len(unreadable)} run(s) cannot be read and are left out: " + "; ".join(
+            f"`{r.run_id}`: {reason}" for r, reason in unreadable[:5]))
     # the shipped seed copies (behind the across-seeds plots) after everything else
     return sorted(runs, key=is_seed_copy)  # stable: the store's order otherwise
+
+
+def readable(runs: list) -> tuple[list, list]:
+    """(runs whose config parses, [(run, reason)] for the others)."""
+    good, bad = [], []
+    for r in runs:
+        try:
+            r.config
+            good.append(r)
+        except DataError as e:
+            bad.append((r, str(e)))
+    return good, bad
 
 
 def is_seed_copy(r) -> bool:
@@ -272,8 +288,8 @@ def pick_representation(r, *, key: str) -> str | None:
     return choice
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
 def estimate_seconds(config_json: str) -> float:
+    """Not cached here: acc_core.estimate re-measures once its figure is a minute old."""
     from acc_core.config import RunConfig
 
     return estimate.estimate_seconds(RunConfig.from_json(config_json))

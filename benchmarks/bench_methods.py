@@ -34,18 +34,13 @@ from bench_train import matmul_gflops  # noqa: E402
 from acc_core import data as data_sources  # noqa: E402
 from acc_core import methods  # noqa: E402
 from acc_core.config import preset  # noqa: E402
-from acc_core.train import pick_device, to_tensor, train  # noqa: E402
+from acc_core.train import make_batch, pick_device, train  # noqa: E402
 
 
 def one_step(model, optimizer, method, cfg, dataset, draw, step, dev):
     rng = np.random.default_rng([cfg.train.seed, step])
     gen = torch.Generator().manual_seed(step)
-    batch = draw(rng, step)
-    idx = np.asarray(batch["indices"])
-    x = to_tensor(dataset.images(idx.ravel()), cfg.data.image_size, dev)
-    batch = {k: (torch.as_tensor(v, device=dev) if isinstance(v, np.ndarray) else v)
-             for k, v in batch.items() if k != "indices"}
-    batch["indices"], batch["x"] = idx, x.view(*idx.shape, *x.shape[1:])
+    batch = make_batch(draw, dataset, cfg, rng, step, dev)
     loss, _ = method.loss(model, batch, cfg, gen, step)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

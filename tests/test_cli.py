@@ -18,7 +18,10 @@ def acc(*args, env=None, timeout=300):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--temperature", "0"], "temperature must be > 0"),
+        (["--temperature", "0"], "temperature must be a finite number > 0"),
+        (["--temperature", "inf"], "temperature must be a finite number > 0"),
+        (["--probe-size", "0"], "probe size must be >= 1"),
+        (["--seed", "-1"], "seed must be in"),
         (["--inactive-a", "colour"], "unknown inactive factor 'colour'"),
         (["--inactive-a", "floor_hue,wall_hue,object_hue,scale,shape,orientation"], "every factor"),
         (["--data", "imagenet"], "invalid choice: 'imagenet'"),

@@ -37,7 +37,7 @@ def test_paper_presets_follow_the_supplement():
 @pytest.mark.parametrize(
     "change, message",
     [
-        (dict(temperature=0.0), "temperature must be > 0"),
+        (dict(temperature=0.0), "temperature must be a finite number > 0"),
         (dict(similarity="dot"), "unknown similarity"),
         (dict(method="simclr"), "unknown method"),
         (dict(set_size=1), "set size"),

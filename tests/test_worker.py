@@ -202,7 +202,7 @@ def test_sigterm_finishes_the_step_marks_interrupted_and_exits(store):
 
 def _ensure_after_barrier(root, barrier, q):
     barrier.wait()
-    q.put(ensure_worker(root))
+    q.put(ensure_worker(root, exit_with_me=False))  # these processes end at once
 
 
 def worker_pids(root: Path) -> list[int]:

@@ -249,8 +249,8 @@ def _quick_base(source: str, method: str, params, steps_shapes: int, steps_digit
 
     cfg = _paper_base(source, method, params)
     # quick: 32x32 renders, lr 1e-3 (10x the reference: a few thousand steps must show
-    # structure) and 1000 probe images, 8 snapshots; measured 60-80 s each on 2 idle CPU
-    # cores (40-50 steps/s; several times slower when other jobs share the cores).
+    # structure) and 1000 probe images, 8 snapshots; about 60 s each on 2 idle CPU
+    # cores (measured 36-48 steps/s; up to 10x slower when other jobs share the cores).
     if source.startswith("shapes3d"):
         steps = steps_shapes
         cfg = cfg.replace(data=DataConfig(source=source, image_size=32))
@@ -403,7 +403,7 @@ class BetaVAE(_VAEMethod):
         if name == "paper":
             return _paper_base(source, self.name, p)
         if name == "quick":
-            return _quick_base(source, self.name, p, steps_shapes=3000, steps_digits=2000)
+            return _quick_base(source, self.name, p, steps_shapes=2500, steps_digits=2000)
         raise ValueError(f"unknown preset {name!r}; valid: paper, quick")
 
     def batcher(self, config, dataset):
@@ -461,7 +461,7 @@ class MLVAE(_VAEMethod):
         if name == "paper":
             return _paper_base(source, self.name, p)
         if name == "quick":
-            return _quick_base(source, self.name, p, steps_shapes=3000, steps_digits=2000)
+            return _quick_base(source, self.name, p, steps_shapes=2500, steps_digits=2000)
         raise ValueError(f"unknown preset {name!r}; valid: paper, quick")
 
     def batcher(self, config, dataset):
@@ -555,7 +555,7 @@ class AdaGVAE(_VAEMethod):
             return _paper_base(source, self.name, AdaGVAEParams())
         if name == "quick":
             return _quick_base(source, self.name, AdaGVAEParams(batch_size=32),
-                               steps_shapes=3000, steps_digits=2000)
+                               steps_shapes=2500, steps_digits=2000)
         raise ValueError(f"unknown preset {name!r}; valid: paper, quick")
 
     def batcher(self, config, dataset):

@@ -107,7 +107,11 @@ def chosen_sigma(run_id: str, sweep: dict, rep=None) -> float:
     sigmas = [float(s) for s in sweep["sigmas"]]
     ref = common.default_sigma(common.root(), run_id, rep)
     start = min(sigmas, key=lambda s: abs(np.log(s / ref)))
-    return float(st.session_state.get(f"i_sigma_{run_id}_{rep}", start))
+    return float(st.session_state.get(sigma_key(run_id, rep), start))
+
+
+def sigma_key(run_id: str, rep=None) -> str:
+    return f"i_sigma_{run_id}" if rep is None else f"i_sigma_{run_id}_{rep}"
 
 
 @st.fragment
@@ -122,7 +126,7 @@ def noise_section(run_id: str, seed_group: list[str], rep=None) -> None:
     inactive = common.inactive_factors(rec.config)
     sigmas = [float(s) for s in sweep["sigmas"]]
     sigma = st.select_slider("Noise scale σ", sigmas, value=chosen_sigma(run_id, sweep, rep),
-                             format_func=sigma_label, key=f"i_sigma_{run_id}_{rep}")
+                             format_func=sigma_label, key=sigma_key(run_id, rep))
     mi = np.asarray(sweep["mi"], dtype=float)[:, sigmas.index(sigma)]
     left, right = st.columns(2)
     left.plotly_chart(mi_bars(names, mi, sweep["entropy"], inactive, sigma), key="i_bars")

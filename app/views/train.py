@@ -112,11 +112,9 @@ def configs_from_form(source: str, names: list[str]) -> list[RunConfig]:
         snapshot_every=int(ss["t_snapshot_every"]), probe_size=int(ss["t_probe_size"]),
         checkpoint_every=min(base.train.checkpoint_every, int(ss["t_steps"])),
         augmentations=tuple(ss["t_augmentations"]), double_augmentation=bool(ss["t_double_aug"]))
+    if base.params is not None:  # the code size is the method's own parameter: its preset's
+        model = base.model
     params = base.params
-    if params is not None and hasattr(params, "latent_dim"):
-        params = dataclasses.replace(params, latent_dim=int(ss["t_dim"]))
-    if params is not None and hasattr(params, "content_dim"):
-        params = dataclasses.replace(params, content_dim=int(ss["t_dim"]))
     cfg = RunConfig(data=data, set_a=SetSpec(inactive_a), set_b=SetSpec(inactive_b),
                     model=model, train=train, params=params)
     return [cfg.replace(train=dataclasses.replace(cfg.train, seed=s))
@@ -181,7 +179,9 @@ def hyperparameters() -> None:
     c[2].number_input("Set size" if method.supervision == "sets" else "Batch / set size",
                       min_value=2, max_value=512, step=1, key="t_set_size")
     c[3].number_input("Code dimension", min_value=1, max_value=512, step=1, key="t_dim",
-                      help="ACC: the embedding; LORD: the content code; VAEs: the latents.")
+                      disabled=method.params is not None,
+                      help="The embedding's dimension. Methods with parameters of their own "
+                           "(LORD, the VAEs) take their code sizes from their preset.")
     c = st.columns(3)
     c[0].number_input("Steps", min_value=1, max_value=200_000, step=50, key="t_steps")
     c[1].number_input("Learning rate", min_value=1e-7, max_value=1.0, key="t_lr", format="%.1e")
