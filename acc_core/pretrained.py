@@ -108,8 +108,33 @@ def optional_scenarios() -> dict[str, tuple[RunConfig, str]]:
                             "digit style isolation on MNIST: sets grouped by digit, 9 held out, 8-D")}
 
 
+PEER_METHODS = ("lord", "beta_vae", "ml_vae", "ada_gvae")
+PEER_SCENARIOS = ("shapes3d-wall-hue", "shapes3d-all-hues", "digits-style")
+
+
+def method_scenarios() -> dict[str, tuple[RunConfig, str]]:
+    """The peer methods' quick presets on the main scenarios (the same data and the same
+    inactive factors as the shipped ACC run of that name), shipped light: name
+    '<scenario>-<method>'. Each method receives the supervision it takes from the scenario."""
+    from acc_core import methods
+
+    main = scenarios()
+    out: dict[str, tuple[RunConfig, str]] = {}
+    for scenario in PEER_SCENARIOS:
+        acc_cfg, desc = main[scenario]
+        for name in PEER_METHODS:
+            if name not in methods.names():
+                continue
+            cfg = preset("quick", acc_cfg.data.source, method=name)
+            cfg = cfg.replace(set_a=acc_cfg.set_a, set_b=acc_cfg.set_b,
+                              data=dataclasses.replace(cfg.data, held_out=acc_cfg.data.held_out))
+            out[f"{scenario}-{name.replace('_', '-')}"] = (
+                cfg, f"{methods.get(name).title}: {desc.replace(', 8-D', '')}, quick preset")
+    return out
+
+
 def all_scenarios() -> dict[str, tuple[RunConfig, str]]:
-    return {**scenarios(), **extra_scenarios(), **optional_scenarios()}
+    return {**scenarios(), **extra_scenarios(), **method_scenarios(), **optional_scenarios()}
 
 
 def list_pretrained(root: Path | None = None) -> list[dict]:
@@ -142,7 +167,7 @@ def export(run_dir: Path, name: str, description: str, *, dest: Path | None = No
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{name}."))
     try:
         rundir.write_config(tmp, cfg)
-        shutil.copy(run_dir / rundir.LOG, tmp / rundir.LOG)
+        _export_log(run_dir, tmp)
         steps = rundir.snapshot_steps(run_dir)
         keep = sorted(set(np.linspace(0, len(steps) - 1, min(max_snapshots, len(steps)))
                           .round().astype(int).tolist()))
@@ -174,6 +199,21 @@ def export(run_dir: Path, name: str, description: str, *, dest: Path | None = No
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+MAX_LOG_RECORDS = 400  # a shipped log keeps the loss curve's shape, not every step
+
+
+def _export_log(run_dir: Path, dest: Path) -> None:
+    """The training log, thinned to at most MAX_LOG_RECORDS evenly spaced records (the last
+    one always kept), so long runs ship small."""
+    import json
+
+    records = rundir.read_log(run_dir)
+    if len(records) > MAX_LOG_RECORDS:
+        keep = set(np.linspace(0, len(records) - 1, MAX_LOG_RECORDS).round().astype(int))
+        records = [r for i, r in enumerate(records) if i in keep]
+    (dest / rundir.LOG).write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
 def _evaluate_for_shipping(run_dir: Path) -> None:
@@ -252,7 +292,7 @@ def build(names: list[str] | None = None, *, device: str | None = None,
     from acc_core.runner import train_claimed
     from acc_core.store import RunStore
 
-    table, extra = all_scenarios(), extra_scenarios()
+    table, extra = all_scenarios(), {**extra_scenarios(), **method_scenarios()}
     unknown = [n for n in names or [] if n not in table]
     if unknown:
         raise ValueError(f"unknown scenario {unknown[0]!r}; valid: {', '.join(table)}")
