@@ -25,15 +25,7 @@ _LOADED: dict[str, Method] = {}
 
 def names() -> list[str]:
     """Every registered method, in the order pickers show them."""
-    return [n for n in _MODULES if _importable(n)]
-
-
-def _importable(name: str) -> bool:
-    try:
-        get(name)
-        return True
-    except ModuleNotFoundError:
-        return False
+    return list(_MODULES)
 
 
 def get(name: str) -> Method:
