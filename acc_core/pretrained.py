@@ -201,7 +201,7 @@ def export(run_dir: Path, name: str, description: str, *, dest: Path | None = No
     return out
 
 
-MAX_LOG_RECORDS = 400  # a shipped log keeps the loss curve's shape, not every step
+MAX_LOG_RECORDS = 200  # a shipped log keeps the loss curve's shape, not every step
 
 
 def _export_log(run_dir: Path, dest: Path) -> None:
@@ -213,7 +213,11 @@ def _export_log(run_dir: Path, dest: Path) -> None:
     if len(records) > MAX_LOG_RECORDS:
         keep = set(np.linspace(0, len(records) - 1, MAX_LOG_RECORDS).round().astype(int))
         records = [r for i, r in enumerate(records) if i in keep]
-    (dest / rundir.LOG).write_text("".join(json.dumps(r) + "\n" for r in records))
+    def short(v):  # 5 significant digits are plenty for a plotted curve
+        return float(f"{v:.5g}") if isinstance(v, float) else v
+
+    (dest / rundir.LOG).write_text("".join(json.dumps({k: short(v) for k, v in r.items()}) + "\n"
+                                           for r in records))
 
 
 def _evaluate_for_shipping(run_dir: Path) -> None:

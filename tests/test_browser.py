@@ -292,3 +292,57 @@ def walk_through(page, url: str, shots: Path) -> None:
     assert timings["change_coloured_factor_s"] < 10
     assert timings["change_sigma_s"] < 10
     assert max(timings["first_plot_s"].values()) < 60
+
+
+def test_a_lord_run_from_the_train_page_on_every_page(server, browser):
+    """A new user's comparison: train LORD on the default scenario from the Train page, watch
+    it, open it on every page (both of its codes), then set it beside the shipped ACC run of
+    the same scenario."""
+    url, home = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(f"{url}/train")
+        page.get_by_role("button", name="Launch").wait_for()
+        assert pick(page, "Method", re.compile("^LORD"))
+        settle(page)
+        info = page.locator('[data-testid="stAlertContentInfo"]', has_text="Supervision (lord)")
+        info.first.wait_for()
+        assert "class" in info.first.inner_text()
+        fill_number(page, "Steps", "12")
+        page.get_by_text("Advanced").click()
+        for label, value in [("Snapshot every (steps)", "6"), ("Probe subset size", "200")]:
+            fill_number(page, label, value)
+        no_errors(page)
+        page.get_by_role("button", name="Launch").click()
+        page.get_by_text("Queued 1 run(s).").wait_for()
+        settle(page)
+        watched = page.get_by_role("combobox", name="Watch run").first.input_value()
+        assert " lord " in f" {watched} "
+        page.get_by_text("Done. Explore it on the other pages.").wait_for(timeout=TIMEOUT_MS)
+        run_prefix = watched.rsplit("·", 1)[-1].strip()
+
+        open_page(page, url, "embeddings")
+        settle(page)
+        no_errors(page)
+        assert page.get_by_role("combobox", name="Run").first.input_value().startswith("DONE")
+        assert pick(page, "Representation", "class")
+        settle(page)
+        page.locator(PLOT).first.wait_for(state="visible")
+        page.get_by_text("Content transfer").first.wait_for()
+        no_errors(page)
+        for path in ("information", "retrieval"):
+            open_page(page, url, path)
+            settle(page)
+            no_errors(page)
+        # beside the shipped ACC run of the same scenario (wall hue inactive, 32 px)
+        open_page(page, url, f"compare?runs={run_prefix},shapes3d-wall-hue")
+        settle(page)
+        no_errors(page)
+        heat = page.locator(".js-plotly-plot").first.inner_text()
+        assert "(lord)" in heat and "(acc)" in heat and "shapes3d-wall-hue" in heat
+    except BaseException:
+        shot = home.parent / "failure-lord.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"the page at failure: {shot}; server log: {home.parent / 'streamlit.log'}")
+        raise

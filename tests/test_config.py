@@ -58,3 +58,14 @@ def test_unknown_preset():
 
 def test_defaults_validate():
     validate(RunConfig(data=DataConfig()))
+
+
+def test_the_default_run_store_is_the_users_whatever_the_folder(monkeypatch, tmp_path):
+    from acc_core.paths import acc_home
+
+    monkeypatch.delenv("ACC_HOME", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+    monkeypatch.chdir(tmp_path)
+    assert acc_home() == (tmp_path / "data-home" / "acc-explorer" / "runs").resolve()
+    monkeypatch.setenv("ACC_HOME", str(tmp_path / "mine"))
+    assert acc_home() == (tmp_path / "mine").resolve()

@@ -20,7 +20,8 @@ def test_the_folder_stays_under_30_mb():
 
 
 def test_every_scenario_is_shipped_from_its_own_config():
-    expected = {**pretrained.scenarios(), **pretrained.extra_scenarios()}
+    expected = {**pretrained.scenarios(), **pretrained.extra_scenarios(),
+                **pretrained.method_scenarios()}
     missing = sorted(set(expected) - set(LISTED))
     assert not missing, f"not shipped: {missing}; `acc pretrained build NAME` trains and exports them"
     for name, (cfg, _) in expected.items():
@@ -52,16 +53,28 @@ def nothing_heavy(acc_home, monkeypatch):
 def test_a_shipped_run_opens_by_loading_only(name, nothing_heavy):
     d = SHIPPED / name
     cfg = RunConfig.from_json((d / "config.json").read_text())
-    sigma = evaluate.default_sigma(cfg)
-    for step in ("initial", "final"):  # what the pages show first
-        assert evaluate.projection(d, step, "pca")["coords"].shape[1] == 2
-        sweep = evaluate.noise_sweep(d, step)
-        assert len(sweep["factor_names"]) == len(evaluate.embeddings(d)["factor_names"])
-    values = evaluate.mi_at(d, sigma)
-    assert values.shape == (len(sweep["factor_names"]),)
-    assert set(evaluate.probes(d)) == set(sweep["factor_names"])
-    assert set(evaluate.agreement(d)) == set(sweep["factor_names"])
+    for rep in cfg.method.representations:  # every code a picker offers
+        sigma = evaluate.default_sigma(d, rep)
+        for step in ("initial", "final"):  # what the pages show first
+            assert evaluate.projection(d, step, "pca", rep=rep)["coords"].shape[1] == 2
+            sweep = evaluate.noise_sweep(d, step, rep=rep)
+            assert len(sweep["factor_names"]) == len(evaluate.embeddings(d)["factor_names"])
+        values = evaluate.mi_at(d, sigma, rep=rep)
+        assert values.shape == (len(sweep["factor_names"]),)
+        assert set(evaluate.probes(d, rep=rep)) == set(sweep["factor_names"])
+        assert set(evaluate.agreement(d, rep=rep)) == set(sweep["factor_names"])
     assert not (nothing_heavy / "pretrained-cache").exists()  # nothing was written either
+
+
+@pytest.mark.parametrize("name", sorted(pretrained.method_scenarios()))
+def test_peer_method_runs_ship_their_own_evaluation(name):
+    """LORD's content transfer and the VAEs' traversals come with the run: no weights needed."""
+    ev = evaluate.model_eval(SHIPPED / name)
+    assert ev is not None, f"{name} has no model evaluation"
+    assert {"transfer_grid", "traversal"} & set(ev["images"])
+    if name.endswith("-lord") and name.startswith("shapes3d"):
+        s = ev["scores"]
+        assert s["content_transfer_mse"] < s["baseline_class_donor_mse"]
 
 
 def test_acc_eval_of_a_shipped_run_reads_its_cache_and_leaves_it(nothing_heavy):

@@ -59,6 +59,18 @@ def default_runs(runs: list) -> list[str]:
     return [r.run_id for r in runs if r.config.data.source == common_source][:4]
 
 
+def linked_runs(runs: list) -> list[str]:
+    """Runs named in the address (`compare?runs=ID1,ID2`; unique prefixes or shipped names
+    work too), so a link can open a comparison."""
+    wanted = [w.strip() for w in st.query_params.get("runs", "").split(",") if w.strip()]
+    out = []
+    for w in wanted:
+        hits = [r.run_id for r in runs if r.run_id.startswith(w) or r.label == w]
+        if len(hits) == 1 and hits[0] not in out:
+            out.append(hits[0])
+    return out
+
+
 def page() -> None:
     st.title("Compare")
     st.caption("Pick finished runs to put side by side. The heatmap shows how much each "
@@ -69,7 +81,8 @@ def page() -> None:
         common.pick_run([], key="c_none")
         return
     by_id = {r.run_id: r for r in runs}
-    chosen = st.multiselect("Runs", list(by_id), default=default_runs(runs), key="c_runs",
+    chosen = st.multiselect("Runs", list(by_id), default=linked_runs(runs) or default_runs(runs),
+                            key="c_runs",
                             format_func=lambda i: common.run_label(by_id[i]))
     if not chosen:
         st.info("Choose at least one run.")

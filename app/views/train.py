@@ -51,7 +51,20 @@ def fill(cfg: RunConfig) -> None:
 
 
 def apply_preset() -> None:
-    fill(preset(ss["t_preset"], ss["t_source"], method=ss.get("t_method", "acc")))
+    cfg = preset(ss["t_preset"], ss["t_source"], method=ss.get("t_method", "acc"))
+    fill(cfg)
+    ss["t_seeds"] = str(first_untrained_seed(cfg))
+
+
+def first_untrained_seed(cfg: RunConfig, tries: int = 50) -> int:
+    """The preset's settings are often already trained (a shipped run): the form starts on
+    the first seed that would train something new, so Launch never just opens a cache hit."""
+    store = common.store()
+    for seed in range(cfg.train.seed, cfg.train.seed + tries):
+        rec = store.get(cfg.replace(train=dataclasses.replace(cfg.train, seed=seed)).run_id)
+        if rec is None or rec.status != "done":
+            return seed
+    return cfg.train.seed
 
 
 def form_keys(source: str) -> list[str]:
@@ -231,10 +244,15 @@ def launch(configs: list[RunConfig]) -> None:
     ss["t_watch"] = ss["t_watch_box"] = recs[0].run_id  # the watcher follows the launch
     ss["selected_run"] = recs[0].run_id  # and so do the analysis pages
     already = [r for r in recs if r.status == "done"]
-    msg = f"Queued {len(recs) - len(already)} run(s)."
+    running = [r for r in recs if r.status == "running"]
+    queued = len(recs) - len(already) - len(running)
+    parts = [f"Queued {queued} run(s)."] if queued else []
+    if running:  # another tab (or the CLI) launched the same settings: follow that run
+        parts.append(f"{len(running)} already training (same settings, same run): following it.")
     if already:
-        msg += (f" {len(already)} already trained (same settings, same run): open it on the "
-                "Embeddings page.")
+        parts.append(f"{len(already)} already trained (same settings, same run): open it on "
+                     "the Embeddings page.")
+    msg = " ".join(parts)
     ss["t_flash"] = msg
 
 
@@ -274,7 +292,7 @@ def page() -> None:
     except ValueError as e:
         configs, issues = [], [str(e)]
     if configs:
-        st.info(f"**Supervision** ({configs[0].method.name}): "
+        st.info(f"Supervision ({configs[0].method.name}): "
                 f"{configs[0].method.supervision_text(configs[0])}")
     for msg in issues:
         st.error(msg)
