@@ -370,6 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from acc_core.data import DataError
 
+    import warnings
+
+    # A notice (e.g. an unofficial data file) is one line, not a warning with source lines.
+    warnings.showwarning = lambda message, *a, **k: print(f"acc: notice: {message}",
+                                                          file=sys.stderr)
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)

@@ -22,7 +22,7 @@ from acc_core.config import RunConfig
 from acc_core.paths import atomic_path, atomic_write_json
 from acc_core.runview import (REL_SIGMA, _factor_names, _run, dataset, embeddings,  # noqa: F401
                               inactive_factors, length_scale, noise_unit, representations,
-                              rms_radius, snapshot_steps)
+                              rms_radius, snapshot_steps, split)
 
 
 # ----- the cache -------------------------------------------------------------------------------
@@ -275,7 +275,8 @@ def report(run, sigma=None, step="final", rep=None) -> dict:
     names = _factor_names(cfg)
     out = {"run_id": cfg.run_id, "label": cfg.describe(), "method": cfg.train.method,
            "representation": rep, "sigma": sigma, "length_scale": length_scale(cfg, rep),
-           "noise_unit": noise_unit(run, rep), "inactive": inactive_factors(run), "factors": {}}
+           "noise_unit": noise_unit(run, rep), "inactive": inactive_factors(run),
+           "split": embeddings(run, "final", rep)["split"], "factors": {}}
     for which in ("initial", step):
         tag = "initial" if which == "initial" else "final"
         e = embeddings(run, which, rep)
@@ -322,6 +323,9 @@ def format_report(rep: dict) -> str:
             f"{mi1:>10.2f}{f['final_probe']:>8.2f}{f['probe_chance']:>8.2f}"
             f"{f['final_agreement']:>8.2f}{f['agreement_chance']:>8.2f}"
         )
+    part = rep.get("split", "train")
     lines += ["", "* inactive factor (held constant within a set). MI in nats at sigma; "
-              "probe = test accuracy of a 3x32 classifier; agree = kNN (k=10) agreement."]
+              "probe = test accuracy of a 3x32 classifier; agree = kNN (k=10) agreement.",
+              f"Images: a fixed probe subset of the {part} split"
+              + (" (held out from training)." if part == "test" else ".")]
     return "\n".join(lines)

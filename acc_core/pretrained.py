@@ -176,7 +176,7 @@ def export(run_dir: Path, name: str, description: str, *, dest: Path | None = No
             z = rundir.load_snapshot(run_dir, steps[i])
             codes = {r: rundir.snapshot_codes(z, r, reps) for r in reps}
             rundir.save_snapshot(tmp, steps[i], codes, z["indices"], z["factors"],
-                                 compressed=True, half=True)
+                                 compressed=True, half=True, split=z["split"])
         if weights:
             ckpt = rundir.load_checkpoint(rundir.checkpoint_path(run_dir))
             torch.save({"model": {k: v.half() for k, v in ckpt["model"].items()},

@@ -206,8 +206,9 @@ def snapshot_steps(run_dir) -> list[int]:
 
 
 def save_snapshot(run_dir, step: int, codes: dict[str, np.ndarray], indices, factors,
-                  *, compressed: bool = False, half: bool = False) -> None:
-    """`codes`: representation name -> (P, D) array, the first being the default one."""
+                  *, compressed: bool = False, half: bool = False, split: str = "train") -> None:
+    """`codes`: representation name -> (P, D) array, the first being the default one;
+    `indices` index the dataset's `split` ("train", or "test" for held-out images)."""
     names = list(codes)
     arrays = {"embeddings": codes[names[0]]}
     arrays.update({REP_PREFIX + n: codes[n] for n in names[1:]})
@@ -215,6 +216,8 @@ def save_snapshot(run_dir, step: int, codes: dict[str, np.ndarray], indices, fac
         arrays = {k: v.astype(np.float16) for k, v in arrays.items()}
         factors = np.asarray(factors).astype(np.int8)
     arrays.update(indices=np.asarray(indices), factors=np.asarray(factors), step=np.int64(step))
+    if split != "train":  # absent means "train": the snapshots of every earlier run
+        arrays["split"] = np.asarray(split)
     with atomic_path(snapshot_path(run_dir, step)) as tmp:
         with open(tmp, "wb") as f:
             (np.savez_compressed if compressed else np.savez)(f, **arrays)
@@ -236,6 +239,7 @@ def load_snapshot(run_dir, step: int) -> dict:
                 out[k] = out[k].astype(np.float32, copy=False)
         out["factors"] = out["factors"].astype(np.int64, copy=False)
         out["indices"] = out["indices"].astype(np.int64, copy=False)
+        out["split"] = str(out["split"]) if "split" in out else "train"
         return out
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
         raise DataError(f"snapshot {path} is unreadable ({type(e).__name__}: {e}); delete it "

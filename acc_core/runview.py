@@ -100,20 +100,32 @@ def embeddings(run, step="final", rep=None) -> dict:
         "factor_names": _factor_names(cfg),
         "step": s,
         "rep": rep,
+        "split": z["split"],
     }
 
 
 @lru_cache(maxsize=8)
-def _dataset(source: str, image_size):
+def _dataset(source: str, image_size, split: str = "train"):
     from acc_core import data as data_sources
     from acc_core.config import DataConfig
 
-    return data_sources.load_for(DataConfig(source=source, image_size=image_size))
+    return data_sources.load_for(DataConfig(source=source, image_size=image_size), split)
+
+
+def split(run) -> str:
+    """The split the run's snapshots embed ("test": held-out images, for MNIST)."""
+    d, _ = _run(run)
+    steps = rundir.snapshot_steps(d)
+    if not steps:
+        return "train"
+    path = rundir.snapshot_path(d, steps[-1])
+    return _load_snapshot(str(d), steps[-1], path.stat().st_mtime)["split"]
 
 
 def dataset(run):
+    """The dataset whose images the run's snapshots index (their split)."""
     _, cfg = _run(run)
-    return _dataset(cfg.data.source, cfg.data.image_size)
+    return _dataset(cfg.data.source, cfg.data.image_size, split(run))
 
 
 def _factor_names(cfg: RunConfig) -> list[str]:

@@ -202,13 +202,16 @@ def train(
         start = int(ckpt["step"])
     rundir.rewind_log(run_dir, start)
 
-    probe_idx = probe_indices(dataset, t.probe_size)
-    probe_images = dataset.images(probe_idx)  # (P, H, W, C) uint8, kept for every snapshot
-    probe_factors = dataset.factors(probe_idx)
+    # Evaluations embed held-out test images where the source has a test split (MNIST).
+    split = data_sources.eval_split(config.data)
+    probe_ds = dataset if split == "train" else data_sources.load_for(config.data, split)
+    probe_idx = probe_indices(probe_ds, t.probe_size)
+    probe_images = probe_ds.images(probe_idx)  # (P, H, W, C) uint8, kept for every snapshot
+    probe_factors = probe_ds.factors(probe_idx)
 
     def snapshot(step: int) -> None:
         codes = encode_all(model, config, probe_images, dev)
-        rundir.save_snapshot(run_dir, step, codes, probe_idx, probe_factors)
+        rundir.save_snapshot(run_dir, step, codes, probe_idx, probe_factors, split=split)
 
     # A kill between a checkpoint and its snapshot loses that snapshot: write it again.
     have = set(rundir.snapshot_steps(run_dir))

@@ -159,24 +159,33 @@ def runs_table(runs: list):
 
 # ----- datasets and images ---------------------------------------------------------------
 @st.cache_resource(show_spinner="Loading dataset…")
-def dataset(source: str, image_size: int | None = None):
+def dataset(source: str, image_size: int | None = None, split: str = "train"):
     """The dataset a run trained on (raises DataError with how-to-get-it when missing)."""
     from acc_core import data as data_sources
     from acc_core.config import DataConfig
 
-    return data_sources.load_for(DataConfig(source=source, image_size=image_size))
-
-
-def run_dataset(r):
-    return dataset(r.config.data.source, r.config.data.image_size)
+    return data_sources.load_for(DataConfig(source=source, image_size=image_size), split)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def images(source: str, image_size: int | None, indices: tuple[int, ...], size: int = 72):
+def run_split(root_: str, run_id: str, version: int) -> str:
+    """The split a run's snapshots embed: "test" (held-out images) for MNIST."""
+    return evaluate.split(record(root_, run_id))
+
+
+def run_dataset(r):
+    """The dataset whose images the run's snapshots (and so every page) index."""
+    return dataset(r.config.data.source, r.config.data.image_size,
+                   run_split(root(), r.run_id, r.step))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def images(source: str, image_size: int | None, indices: tuple[int, ...], size: int = 72,
+           split: str = "train"):
     """uint8 (n, size, size, 3) display copies, upscaled with nearest neighbours."""
     from PIL import Image
 
-    raw = dataset(source, image_size).images(np.asarray(indices, dtype=np.int64))
+    raw = dataset(source, image_size, split).images(np.asarray(indices, dtype=np.int64))
     out = []
     for im in raw:
         if im.shape[-1] == 1:
@@ -185,12 +194,13 @@ def images(source: str, image_size: int | None, indices: tuple[int, ...], size: 
     return np.stack(out) if out else np.zeros((0, size, size, 3), np.uint8)
 
 
-def show_images(source, image_size, indices, captions=None, *, size: int = 72, width: int = 84):
+def show_images(source, image_size, indices, captions=None, *, size: int = 72, width: int = 84,
+                split: str = "train"):
     """A wrapping grid of images with captions (st.image lays a list out left to right)."""
     indices = [int(i) for i in indices]
     if not indices:
         return
-    ims = images(source, image_size, tuple(indices), size)
+    ims = images(source, image_size, tuple(indices), size, split)
     st.image(list(ims), caption=captions, width=width)
 
 

@@ -190,17 +190,23 @@ def test_idx_data_shorter_than_header(tmp_path):
         read_idx(tmp_path / "short.gz")
 
 
-def test_mnist_wrong_image_count(tmp_path):
+def test_mnist_counts_come_from_the_headers(tmp_path):
+    from acc_core.data.mnist import UnofficialFile
+
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((5, 28, 28)))
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(5))
-    with pytest.raises(DataError, match=r"expected \(10000, 28, 28\)"):
+    with pytest.warns(UnofficialFile):
+        assert len(load_mnist(tmp_path, split="test")) == 5
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(6))
+    with pytest.warns(UnofficialFile), pytest.raises(DataError, match="give both files of one split"):
         load_mnist(tmp_path, split="test")
 
 
 def test_mnist_verify_rejects_wrong_file(tmp_path):
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((10000, 28, 28)))
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(10000))
-    assert len(load_mnist(tmp_path, split="test")) == 10000  # structurally valid
+    with pytest.warns(UserWarning, match="not the official"):
+        assert len(load_mnist(tmp_path, split="test")) == 10000  # structurally valid
     with pytest.raises(DataError, match="official"):
         load_mnist(tmp_path, split="test", verify=True)
 

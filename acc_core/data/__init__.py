@@ -53,12 +53,35 @@ def load(name: str, root=None, **kwargs) -> FactorDataset:
     return ds
 
 
-def load_for(data_config) -> FactorDataset:
-    """The dataset a run's DataConfig names; the procedural renderer draws natively at
-    `image_size` (other sources are area-resized by the training loop)."""
+# Sources with a held-out test split: name -> the splits their loader takes.
+TEST_SPLITS = {"mnist": "test"}
+
+
+def load_for(data_config, split: str = "train") -> FactorDataset:
+    """The dataset a run's DataConfig names (its `split`: "train", or "test" for sources
+    with one); the procedural renderer draws natively at `image_size` (other sources are
+    area-resized by the training loop)."""
+    if split != "train":
+        if TEST_SPLITS.get(data_config.source) != split:
+            raise ValueError(f"{data_config.source} has no {split!r} split")
+        return load(data_config.source, split=split)
     if data_config.image_size and data_config.source == "shapes3d-procedural":
         return load(data_config.source, size=data_config.image_size)
     return load(data_config.source)
+
+
+def eval_split(data_config) -> str:
+    """Where a run's evaluations embed their images: the source's held-out test split when
+    it has one and its files are present, else the training split (grid datasets hold
+    every combination once; digits has no split)."""
+    split = TEST_SPLITS.get(data_config.source)
+    if split is None:
+        return "train"
+    try:
+        load_for(data_config, split)
+        return split
+    except DataError:
+        return "train"
 
 
 def factor_names(name: str) -> list[str]:

@@ -150,38 +150,50 @@ def _fetch_one(url: str, dest: Path, spec: dict, *, timeout: float, progress: bo
 IDX_TYPES = {0x08: np.uint8}  # MNIST uses only unsigned bytes
 
 
+MAX_IDX_BYTES = 1 << 31  # 2 GiB: far above any MNIST-like file; a header asking more is bogus
+
+
 def read_idx(path: str | Path) -> np.ndarray:
     """Parse an IDX file (optionally gzipped): big-endian magic, one int32 per dim, raw data.
 
     The magic is two zero bytes, a type code (0x08 = uint8) and the number of dimensions,
-    e.g. 0x00000803 for (n, 28, 28) images and 0x00000801 for (n,) labels.
+    e.g. 0x00000803 for (n, 28, 28) images and 0x00000801 for (n,) labels. Any count works
+    (it comes from the header). The data are read as a stream and never beyond what the
+    header declares (+1 byte to see that the file ends there), so a compressed file that
+    inflates to gigabytes (a "gzip bomb") fails after reading only what its header promised.
     """
     path = Path(path)
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
+        f = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+        with f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_TYPES:
+                raise DataError(
+                    f"{path} is not an IDX file of unsigned bytes (magic 0x{head.hex()}, expected "
+                    f"0x00000801 or 0x00000803); delete it and download it again")
+            ndim = head[3]
+            dims_raw = f.read(4 * ndim)
+            if len(dims_raw) < 4 * ndim:
+                raise DataError(f"{path} is truncated inside its header; delete it and "
+                                "download it again")
+            dims = tuple(int(d) for d in np.frombuffer(dims_raw, dtype=">i4", count=ndim))
+            if ndim == 0 or any(d <= 0 for d in dims):
+                raise DataError(f"{path} declares the shape {dims}; an IDX file needs positive "
+                                "sizes: the file is corrupt, delete it and download it again")
+            expected = 1
+            for d in dims:
+                expected *= d
+            if expected > MAX_IDX_BYTES:
+                raise DataError(f"{path} declares {expected:,} data bytes ({dims}), more than "
+                                f"{MAX_IDX_BYTES:,}; it is not an MNIST-style file: delete it")
+            raw = f.read(expected + 1)
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(
             f"{path} is corrupt or truncated ({e}); delete it and download it again"
         ) from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
-        magic = raw[:4].hex() if len(raw) >= 4 else raw.hex()
+    if len(raw) != expected:
+        what = "more" if len(raw) > expected else f"{len(raw):,}"
         raise DataError(
-            f"{path} is not an IDX file of unsigned bytes (magic 0x{magic}, expected "
-            f"0x00000801 or 0x00000803); delete it and download it again"
-        )
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path} is truncated inside its header; delete it and download it again")
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
-    expected = int(np.prod(dims, dtype=np.int64))
-    if len(raw) - header != expected:
-        raise DataError(
-            f"{path} holds {len(raw) - header:,} data bytes but its header {dims} needs "
-            f"{expected:,}; the file is truncated or corrupt: delete it and download it again"
-        )
-    return np.frombuffer(raw, dtype=IDX_TYPES[raw[2]], offset=header).reshape(dims)
+            f"{path} holds {what} data bytes but its header {dims} needs {expected:,}; the "
+            "file is truncated or corrupt: delete it and download it again")
+    return np.frombuffer(raw, dtype=IDX_TYPES[head[2]]).reshape(dims)

@@ -16,10 +16,15 @@ from acc_core.data.digits import DIGIT_SIZE, DigitDataset
 from acc_core.data.download import CONNECT_TIMEOUT_S, check_file, fetch, read_idx
 from acc_core.paths import data_dir
 
-SPLITS = {  # split -> (images file, labels file, number of images)
+SPLITS = {  # split -> (images file, labels file, number of images in the official files)
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 60000),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 10000),
 }
+
+
+class UnofficialFile(UserWarning):
+    """An MNIST file that is not the official one (other length, other bytes): it is used as
+    given, with a one-line notice."""
 
 
 def _check_split(split: str) -> None:
@@ -48,8 +53,11 @@ def _find(directory: Path, name: str) -> Path | None:
 def load_mnist(root=None, *, split: str = "train", verify: bool = False) -> DigitDataset:
     """Load one MNIST split from `root` (a directory; default data_dir()/mnist).
 
-    The IDX structure (magic, dims, sizes) is always validated; `verify=True` also checks
-    the .gz files' md5 against the manifest.
+    The IDX structure (magic, dims, sizes) is always validated, and the number of images
+    comes from the headers: files of any length work (e.g. your own split). A .gz whose size
+    is the official file's must have its md5 (a corrupt download is an error); any other file
+    is taken as an unofficial one, with a one-line notice (`UnofficialFile`). `verify=True`
+    requires the official files.
     """
     _check_split(split)
     directory = default_dir() if root is None else Path(root).expanduser()
@@ -62,23 +70,37 @@ def load_mnist(root=None, *, split: str = "train", verify: bool = False) -> Digi
             f"run `acc data download mnist` or place the files there "
             f"(the data dir is set by ACC_DATA_DIR)"
         )
-    if verify:
-        specs = _files()
-        for name, p in paths.items():
-            if p.suffix == ".gz":
-                check_file(p, specs[name])
+    specs = _files()
+    for name, p in paths.items():
+        _check_or_notice(p, specs[name], verify)
     images = read_idx(paths[images_name])  # (n, 28, 28) uint8
     labels = read_idx(paths[labels_name])  # (n,) uint8
-    if images.shape != (n, DIGIT_SIZE, DIGIT_SIZE):
+    n = images.shape[0]
+    if images.shape[1:] != (DIGIT_SIZE, DIGIT_SIZE):
         raise DataError(
-            f"{paths[images_name]} holds images of shape {images.shape}, expected "
-            f"{(n, DIGIT_SIZE, DIGIT_SIZE)} for the MNIST {split} split"
+            f"{paths[images_name]} holds images of shape {images.shape[1:]}, expected "
+            f"{(DIGIT_SIZE, DIGIT_SIZE)} (MNIST digits)"
         )
     if labels.shape != (n,):
-        raise DataError(f"{paths[labels_name]} holds labels of shape {labels.shape}, expected {(n,)}")
+        raise DataError(f"{paths[labels_name]} holds labels of shape {labels.shape}, but "
+                        f"{paths[images_name]} holds {n:,} images: give both files of one split")
     if labels.max() > 9:
         raise DataError(f"{paths[labels_name]} has a label {labels.max()} outside 0..9; the file is corrupt")
     return DigitDataset("mnist", images, labels)
+
+
+def _check_or_notice(path: Path, spec: dict, verify: bool) -> None:
+    """The official file must be intact; another file is used, with a one-line notice."""
+    import warnings
+
+    if path.suffix == ".gz" and (verify or path.stat().st_size == spec.get("size")):
+        check_file(path, spec)  # official size (or asked for): the checksum must match
+        return
+    if verify:
+        check_file(path, spec)
+    warnings.warn(f"{path} is not the official MNIST file as published (another size, or "
+                  "uncompressed), so no checksum applies; using it as given", UnofficialFile,
+                  stacklevel=3)
 
 
 def download_mnist(

@@ -148,11 +148,12 @@ def look_closer(run_id: str, step, method: str, rep: str | None = None) -> None:
         idx = trained["indices"][shown]
         f = trained["factors"][shown]
         active = [j for j, n in enumerate(ds.factor_names) if n not in inactive]
-        captions = [", ".join(common.value_label(ds, j, f[i, j]) for j in active) or str(idx[i])
-                    for i in range(len(shown))]
+        captions = [", ".join(f"{ds.factor_names[j]} {common.value_label(ds, j, f[i, j])}"
+                              for j in active) or str(idx[i]) for i in range(len(shown))]
         st.caption(f"{len(shown)} of {len(positions)} selected images; captions give the "
                    "active factors' values.")
-        common.show_images(rec.config.data.source, rec.config.data.image_size, idx, captions)
+        common.show_images(rec.config.data.source, rec.config.data.image_size, idx, captions,
+                           split=common.run_split(common.root(), rec.run_id, rec.step))
 
 
 def selected_positions(event) -> list[int]:

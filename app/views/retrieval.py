@@ -51,7 +51,8 @@ def class_grid_image(rec, ds, emb: dict, rep=None) -> None:
     C = grid.shape[0]
     idx = emb["indices"][grid.reshape(-1)]
     ims = common.images(rec.config.data.source, rec.config.data.image_size,
-                        tuple(int(i) for i in idx), 56)
+                        tuple(int(i) for i in idx), 56,
+                        common.run_split(common.root(), rec.run_id, rec.step))
     tiles = ims.reshape(C, C, *ims.shape[1:])
     pad = np.full((C, C, 60, 60, 3), 255, np.uint8)
     pad[:, :, 2:58, 2:58] = tiles
@@ -82,11 +83,12 @@ def page() -> None:
     k = st.slider("Neighbours", 4, 32, 12, key="r_k")
     nn = common.knn(root, rec.run_id, pos, k, rep)
     src, size = rec.config.data.source, rec.config.data.image_size
+    split = common.run_split(root, rec.run_id, rec.step)
     q_f = emb["factors"][pos]
     left, right = st.columns([1, 4])
     with left:
         st.markdown("**Query**")
-        common.show_images(src, size, [emb["indices"][pos]], size=128, width=128)
+        common.show_images(src, size, [emb["indices"][pos]], size=128, width=128, split=split)
         st.caption("  \n".join(f"{n}: {common.value_label(ds, j, q_f[j])}"
                              for j, n in enumerate(ds.factor_names)))
     with right:
@@ -94,7 +96,7 @@ def page() -> None:
         nf = emb["factors"][nn["positions"]]
         same = nf == q_f[None, :]
         captions = [f"shares {int(same[i].sum())}/{len(q_f)}" for i in range(len(nf))]
-        common.show_images(src, size, nn["indices"], captions)
+        common.show_images(src, size, nn["indices"], captions, split=split)
         share = same.mean(axis=0)
         st.caption("Share of these neighbours with the query's value: " + ", ".join(
             f"{n}{' (inactive)' if n in inactive else ''} {share[j]:.0%}"
