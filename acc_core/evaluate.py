@@ -239,15 +239,19 @@ def knn_images(run, query_position: int, k: int = 8, step="final", rep=None) -> 
             "indices": e["indices"][idx[keep][:k]]}
 
 
-def class_grid(run, factor: str | None = None, step="final", seed=0, rep=None) -> np.ndarray:
-    """(C, C) probe positions: for a query of each class, its nearest image of every class."""
+def class_grid(run, factor: str | None = None, step="final", seed=0, rep=None,
+               first: bool = True) -> np.ndarray:
+    """(C, C) probe positions: for a query of each class, its nearest image of every class;
+    `first`: the queries are each class's first probe image (probe images are sorted by
+    index: for MNIST the first held-out test image of each digit in the probe), as the ACC
+    paper's Figure 4 draws it; otherwise drawn with `seed`."""
     from acc_core.analysis import retrieval
 
     _, cfg = _run(run)
     e = embeddings(run, step, rep)
     k = 0 if factor is None else e["factor_names"].index(factor)
     return np.asarray(retrieval.class_retrieval_grid(e["u"], e["factors"][:, k], seed=seed,
-                                                     similarity=_sim(cfg, e["rep"])))
+                                                     similarity=_sim(cfg, e["rep"]), first=first))
 
 
 def mine_spot_check(run, factor: str, sigma: float, steps: int = 2000, step="final", rep=None) -> float:

@@ -282,6 +282,16 @@ def model_eval(root_: str, run_id: str, version: int) -> dict | None:
     return evaluate.model_eval(record(root_, run_id))
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def style_measure(root_: str, run_id: str, name: str) -> np.ndarray:
+    """A derived per-image measure (stroke thickness, slant) of the run's probe images."""
+    from acc_core.analysis import style
+
+    r = record(root_, run_id)
+    idx = evaluate.embeddings(r, "final")["indices"]
+    return style.MEASURES[name](run_dataset(r).images(idx))
+
+
 def pick_representation(r, *, key: str) -> str | None:
     """A picker for runs whose method exposes several codes (LORD: content and class); None
     (the default code) otherwise. Remembered per run across pages."""

@@ -113,6 +113,24 @@ def scatter_by_factor(coords: np.ndarray, factors: np.ndarray, ds, k: int, *, ti
     return fig
 
 
+def scatter_continuous(coords: np.ndarray, values: np.ndarray, name: str, *, title: str = "",
+                       height: int = 460):
+    """One projection coloured by a continuous per-image measure (trace 0: every point, in
+    order, so a selection's point indices are positions)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Scatter(
+        x=coords[:, 0], y=coords[:, 1], mode="markers",
+        marker=dict(size=6, color=values, colorscale="Viridis", showscale=True,
+                    colorbar=dict(title=name)),
+        hovertemplate=f"{name}: %{{marker.color:.2f}}<br>position %{{pointIndex}}<extra></extra>"))
+    fig.update_layout(title=title, height=height, dragmode="select", showlegend=False,
+                      margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    return fig
+
+
 def bars_against(names, values, reference, inactive, *, reference_name: str, y_title: str,
                  title: str = "", y_range=None, value_name: str = "", height: int = 340):
     """One bar per factor (inactive ones grey) with a reference mark (chance, or H(G))."""

@@ -179,3 +179,30 @@ def test_loss_mc_rejects_bad_arguments():
         loss_mc.random_loss_curve([0], [1])
     with pytest.raises(ValueError, match="optimize"):
         loss_mc.random_loss_curve([2], [1], temperature="best")
+
+
+def test_style_measures_on_hand_drawn_strokes():
+    from acc_core.analysis.style import slant, stroke_thickness
+
+    img = np.zeros((3, 28, 28), np.uint8)
+    img[0, 4:24, 13:15] = 255  # upright, 2 px wide
+    img[1, 4:24, 12:16] = 255  # upright, 4 px wide
+    for r in range(4, 24):  # leaning right: x grows as y goes up (rows go down)
+        c = 8 + (24 - r) // 2
+        img[2, r, c:c + 2] = 255
+    t = stroke_thickness(img)
+    assert 1.5 < t[0] < 2.5 and 3.0 < t[1] < 4.5 and t[1] > t[0]
+    s = slant(img)
+    assert abs(s[0]) < 1e-9 and abs(s[1]) < 1e-9
+    assert 0.3 < s[2] < 0.7  # half a pixel right per pixel up
+
+
+def test_class_grid_first_queries_are_each_class_first_image():
+    from acc_core.analysis.retrieval import class_retrieval_grid
+
+    rng = np.random.default_rng(0)
+    labels = np.array([2, 0, 1, 0, 2, 1, 1, 0, 2])
+    u = rng.normal(size=(len(labels), 3))
+    grid = class_retrieval_grid(u, labels, first=True)
+    assert grid[np.arange(3), np.arange(3)].tolist() == [1, 2, 0]  # first 0, first 1, first 2
+    assert all(labels[grid[:, j]].tolist() == [j] * 3 for j in range(3))

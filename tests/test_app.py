@@ -312,3 +312,69 @@ def test_home_example_sets_are_a_real_draw(acc_home):
         for k, name in enumerate(names):
             same = bool((s[:, k] == s[0, k]).all())
             assert same == (name in mod.INACTIVE), name
+
+
+SHIPPED = REPO / "pretrained"
+
+
+def test_peer_method_runs_open_on_every_page(acc_home, monkeypatch):
+    """Shipped LORD and VAE runs: a representation picker, the method's own views, noise
+    relative to the RMS radius, derived style colourings for digits, and Compare by scenario."""
+    from acc_core import pretrained
+
+    monkeypatch.setenv("ACC_PRETRAINED_DIR", str(SHIPPED))
+    ids = {p["name"]: p["run_id"] for p in pretrained.list_pretrained(SHIPPED)}
+    lord = ids["shapes3d-wall-hue-lord"]
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT)
+    at.session_state["selected_run"] = lord
+    at.run()
+    at.switch_page("views/embeddings.py").run()
+    assert_clean(at)
+    assert at.selectbox(key="e_run").value == lord
+    rep = at.selectbox(key=f"e_rep_{lord}")
+    assert rep.options == ["content", "class"]
+    rep.set_value("class").run()
+    assert_clean(at)
+    assert any(s.value == "Content transfer" for s in at.subheader)
+    at.switch_page("views/information.py").run()
+    assert_clean(at)
+    assert any("RMS radius" in c.value for c in at.caption)
+    at.switch_page("views/retrieval.py").run()
+    assert_clean(at)
+    at.switch_page("views/compare.py").run()
+    assert_clean(at)
+    at.toggle(key="c_methods").set_value(True).run()
+    assert_clean(at)
+    heat = json.loads(at.get("plotly_chart")[0].proto.spec)
+    labels = " ".join(heat["data"][0]["y"])
+    for method in ("(lord)", "(acc)", "(beta_vae)", "(ml_vae)", "(ada_gvae)"):
+        assert method in labels
+
+    vae = ids["digits-style-ml-vae"]
+    at.session_state["selected_run"] = vae
+    at.switch_page("views/embeddings.py").run()
+    assert_clean(at)
+    assert any(s.value == "Latent traversals" for s in at.subheader)
+    at.selectbox(key="e_colour").set_value("slant (derived)").run()
+    assert_clean(at)
+    assert "coloured by slant" in at.get("plotly_chart")[1].proto.spec
+
+
+def test_an_unreadable_run_is_named_and_the_others_still_show(trained_home, monkeypatch):
+    import shutil
+    import sqlite3
+
+    home, ids = trained_home
+    copy = home.parent / "with-a-broken-row"
+    shutil.copytree(home, copy)
+    con = sqlite3.connect(copy / "runs.sqlite")
+    con.execute("INSERT INTO runs (run_id, label, config_json, status, created_at, updated_at)"
+                " VALUES ('badbadbadbad', 'x', '{not json', 'done', 0, 0)")
+    con.commit()
+    con.close()
+    for page in (None, "views/information.py", "views/compare.py"):
+        at = start(copy, page, monkeypatch)
+        assert not at.exception
+        assert any("badbadbadbad" in w.value for w in at.warning)
+        if page is None:
+            assert set(at.dataframe[0].value["id"]) >= {i[:8] for i in ids}

@@ -112,12 +112,14 @@ def factor_agreement(
 
 
 def class_retrieval_grid(
-    u, labels, queries_per_class: int = 1, seed: int = 0, *, similarity: str = "l2sq"
+    u, labels, queries_per_class: int = 1, seed: int = 0, *, similarity: str = "l2sq",
+    first: bool = False,
 ) -> np.ndarray:
     """The ACC paper Figure 4 (right): for a query of each class, its nearest image of every class.
 
     Classes are the sorted distinct labels c_0 < c_1 < ...; queries are drawn at random
-    (`seed`), `queries_per_class` per class. Returns int64 (C * q, C) image indices: row
+    (`seed`), `queries_per_class` per class, or with `first` the first images of each class
+    in the given order (the paper's figure: the first test image of each digit). Returns int64 (C * q, C) image indices: row
     r is query r // q's class (class-major order), column c the nearest image of class c_c;
     the query itself sits in its own class's column, as the boxed diagonal of the figure.
     """
@@ -132,7 +134,8 @@ def class_retrieval_grid(
         raise ValueError(f"class {classes[counts.argmin()]} has only {counts.min()} images for {queries_per_class} queries per class; ask for fewer.")
     rng = np.random.default_rng(seed)
     queries = np.concatenate(
-        [rng.choice(np.flatnonzero(y == c), queries_per_class, replace=False) for c in classes]
+        [np.flatnonzero(y == c)[:queries_per_class] if first else
+         rng.choice(np.flatnonzero(y == c), queries_per_class, replace=False) for c in classes]
     )  # (C * q,) class-major
     grid = np.empty((len(queries), len(classes)), dtype=np.int64)
     for j, c in enumerate(classes):

@@ -132,12 +132,22 @@ def look_closer(run_id: str, step, method: str, rep: str | None = None) -> None:
                "their images.")
     c = st.columns([1, 3])
     inactive_note = {n: f"{n} (inactive)" for n in inactive}
-    name = c[0].selectbox("Colour by", ds.factor_names, key="e_colour",
+    from acc_core.analysis.style import MEASURES
+
+    # Digits: the style the embedding should fan out by, measured on each image (section 4.2)
+    derived = [f"{m} (derived)" for m in MEASURES] if "digit" in ds.factor_names else []
+    name = c[0].selectbox("Colour by", list(ds.factor_names) + derived, key="e_colour",
                           format_func=lambda n: inactive_note.get(n, n))
-    k = ds.factor_names.index(name)
-    fig = figures.scatter_by_factor(trained["coords"], trained["factors"], ds, k,
-                                   title=f"{method.upper()} at step {trained['step']}, "
-                                         f"coloured by {name}")
+    title = f"{method.upper()} at step {trained['step']}, coloured by {name}"
+    if name in derived:
+        measure = name.removesuffix(" (derived)")
+        values = common.style_measure(common.root(), run_id, measure)
+        fig = figures.scatter_continuous(trained["coords"], values, measure, title=title)
+        st.caption("Derived colourings are measured on each image (ink area over stroke "
+                   "length; the shear of the ink's moments), not generative factors.")
+    else:
+        k = ds.factor_names.index(name)
+        fig = figures.scatter_by_factor(trained["coords"], trained["factors"], ds, k, title=title)
     event = st.plotly_chart(fig, key=f"e_select_{run_id}_{step}_{method}_{rep}", on_select="rerun",
                             selection_mode=("box", "lasso"))
     positions = selected_positions(event)

@@ -59,7 +59,8 @@ def class_grid_image(rec, ds, emb: dict, rep=None) -> None:
     pad[np.arange(C), np.arange(C), :2] = pad[np.arange(C), np.arange(C), -2:] = (214, 39, 40)
     pad[np.arange(C), np.arange(C), :, :2] = pad[np.arange(C), np.arange(C), :, -2:] = (214, 39, 40)
     mosaic = pad.transpose(0, 2, 1, 3, 4).reshape(C * 60, C * 60, 3)
-    st.image(mosaic, caption=f"Row i: a query of class i (red frame, on the diagonal) and its "
+    st.image(mosaic, caption=f"Row i: the first probe image of class i (red frame, on the "
+                             "diagonal; for MNIST a held-out test image) and its "
                              f"nearest neighbour of every other class (columns 0..{C - 1}). "
                              "Similar style along a row = style isolated from identity.",
              width=C * 60)
