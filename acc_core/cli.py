@@ -261,8 +261,13 @@ def cmd_pretrained(args) -> int:
     from acc_core import pretrained
 
     if args.action == "list":
-        for p in pretrained.list_pretrained():
-            print(f"{p['name']:<28}{p['run_id']:<14}{p.get('description', '')}")
+        rows = pretrained.list_pretrained()
+        w = max([len(p["name"]) for p in rows] + [4]) + 2
+        m = max([len(p.get("method", "")) for p in rows] + [6]) + 2
+        print(f"{'name':<{w}}{'run':<14}{'method':<{m}}description")
+        for p in rows:
+            print(f"{p['name']:<{w}}{p['run_id']:<14}{p.get('method', ''):<{m}}"
+                  f"{p.get('description', '')}")
         return 0
     if args.action == "build":
         pretrained.build(args.name.split(",") if args.name else None, device=args.device,
@@ -270,9 +275,20 @@ def cmd_pretrained(args) -> int:
         return 0
     if not args.name:
         raise ValueError("name the pretrained run to reproduce; `acc pretrained list` shows them")
-    out = pretrained.reproduce(args.name, device=args.device)
-    print(json.dumps(out, indent=2, default=float))
-    return 0
+    last = [0.0]
+
+    def progress(p: dict) -> None:
+        if time.monotonic() - last[0] >= 1.0 or p["step"] == p["steps"]:
+            last[0] = time.monotonic()
+            sys.stderr.write(f"\rretraining {args.name}: {_bar(p['step'], p['steps'])} "
+                             f"{p['step']}/{p['steps']}")
+            sys.stderr.flush()
+
+    out = pretrained.reproduce(args.name, device=args.device, progress=progress)
+    sys.stderr.write("\n")
+    print(json.dumps(out, indent=2, default=float) if args.json
+          else pretrained.format_reproduction(out))
+    return 0 if out["reproduced"] else 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -363,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("name", nargs="?")
     pr.add_argument("--device")
     pr.add_argument("--force", action="store_true", help="build: retrain even if shipped")
+    pr.add_argument("--json", action="store_true", help="reproduce: print JSON")
     pr.set_defaults(fn=cmd_pretrained)
     return p
 
@@ -378,6 +395,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
+    except BrokenPipeError:  # `acc ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, DataError, FileNotFoundError) as e:  # the user can fix these
         print(f"acc: error: {e}", file=sys.stderr)
         return 2

@@ -255,8 +255,10 @@ def refresh_evaluation(name: str, root: Path | None = None) -> Path:
     return d
 
 
-def reproduce(name: str, *, device: str | None = None, root: Path | None = None) -> dict:
-    """Retrain a shipped run from its config and compare the new evaluation with it."""
+def reproduce(name: str, *, device: str | None = None, root: Path | None = None,
+              progress=None) -> dict:
+    """Retrain a shipped run from its config and compare the new evaluation with it.
+    `progress`: called with the training loop's progress records (the CLI draws a bar)."""
     from acc_core import evaluate
     from acc_core.train import train
 
@@ -268,7 +270,7 @@ def reproduce(name: str, *, device: str | None = None, root: Path | None = None)
     old = evaluate.report(src)
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
-        result = train(cfg, Path(d) / cfg.run_id, device=device)
+        result = train(cfg, Path(d) / cfg.run_id, device=device, progress=progress)
         seconds = time.perf_counter() - t0
         if result["status"] != "done":
             raise DataError(f"retraining {name} ended {result['status']}: {result['reason']}")
@@ -281,8 +283,28 @@ def reproduce(name: str, *, device: str | None = None, root: Path | None = None)
             "shipped_probe": round(old["factors"][f]["final_probe"], 3),
             "new_probe": round(new["factors"][f]["final_probe"], 3),
         }
+    # Verdict: on the CPU training is deterministic, so the retrained run should match; MI
+    # within 0.05 nats and probes within 0.05 count as reproduced (other hardware, other
+    # torch builds differ in the last bits).
+    worst_mi = max(abs(r["shipped_mi"] - r["new_mi"]) for r in rows.values())
+    worst_probe = max(abs(r["shipped_probe"] - r["new_probe"]) for r in rows.values())
     return {"name": name, "run_id": cfg.run_id, "train_seconds": round(seconds, 1),
-            "sigma": old["sigma"], "factors": rows}
+            "sigma": old["sigma"], "factors": rows, "max_mi_difference": round(worst_mi, 3),
+            "max_probe_difference": round(worst_probe, 3),
+            "reproduced": bool(worst_mi <= 0.05 and worst_probe <= 0.05)}
+
+
+def format_reproduction(out: dict) -> str:
+    lines = [f"{out['name']} ({out['run_id']}): retrained in {out['train_seconds']:.0f} s; "
+             f"MI and probes at sigma = {out['sigma']:.3g}", "",
+             f"{'factor':<14}{'MI shipped':>11}{'MI new':>9}{'probe shipped':>15}{'probe new':>11}"]
+    for f, r in out["factors"].items():
+        lines.append(f"{f:<14}{max(r['shipped_mi'], 0):>11.3f}{max(r['new_mi'], 0):>9.3f}"
+                     f"{r['shipped_probe']:>15.3f}{r['new_probe']:>11.3f}")
+    verdict = "REPRODUCED" if out["reproduced"] else "NOT REPRODUCED"
+    lines += ["", f"{verdict}: largest difference {out['max_mi_difference']:.3f} nats of MI, "
+                  f"{out['max_probe_difference']:.3f} in probe accuracy (threshold 0.05 each)"]
+    return "\n".join(lines)
 
 
 def build(names: list[str] | None = None, *, device: str | None = None,

@@ -95,6 +95,9 @@ def test_reproduce_retrains_and_compares(shipped):
     for row in res["factors"].values():
         # the CPU is deterministic: the same config gives the same evaluation
         assert row["new_mi"] == pytest.approx(row["shipped_mi"], abs=0.02)
+    assert res["reproduced"] is True
+    text = pretrained.format_reproduction(res)
+    assert text.splitlines()[-1].startswith("REPRODUCED")
 
 
 def test_cli_lists_and_rejects_unknown_names(shipped):

@@ -197,7 +197,8 @@ def hyperparameters() -> None:
                            "(LORD, the VAEs) take their code sizes from their preset.")
     c = st.columns(3)
     c[0].number_input("Steps", min_value=1, max_value=200_000, step=50, key="t_steps")
-    c[1].number_input("Learning rate", min_value=1e-7, max_value=1.0, key="t_lr", format="%.1e")
+    c[1].number_input("Learning rate", min_value=1e-7, max_value=1.0, key="t_lr", format="%.1e",
+                      step=1e-5, help="Type a value (e.g. 3e-4); the arrows move it by 1e-5.")
     c[2].text_input("Seed(s)", key="t_seeds", help="Several seeds ('0, 1, 2' or '0-4') launch "
                                                    "several runs: the Information page then "
                                                    "shows the spread across seeds.")
