@@ -141,6 +141,7 @@ def test_build_trains_exports_then_skips(acc_home, tmp_path, monkeypatch):
     monkeypatch.setattr(pretrained, "scenarios", lambda: main)
     monkeypatch.setattr(pretrained, "extra_scenarios", lambda: extra)
     monkeypatch.setattr(pretrained, "all_scenarios", lambda: {**main, **extra})
+    monkeypatch.setattr(pretrained, "method_scenarios", lambda: {})
     dest = tmp_path / "dest"
     dest.mkdir()
     out = pretrained.build(dest=dest)
