@@ -206,3 +206,21 @@ def test_class_grid_first_queries_are_each_class_first_image():
     grid = class_retrieval_grid(u, labels, first=True)
     assert grid[np.arange(3), np.arange(3)].tolist() == [1, 2, 0]  # first 0, first 1, first 2
     assert all(labels[grid[:, j]].tolist() == [j] * 3 for j in range(3))
+
+
+def test_overlapping_single_thread_sections_restore_the_thread_count():
+    """Two app sessions probing at once: interleaved enters and exits never leave the process
+    at one thread."""
+    import torch
+
+    from acc_core.analysis.arrays import single_thread
+
+    before = torch.get_num_threads()
+    a, b = single_thread(), single_thread()
+    a.__enter__()
+    b.__enter__()
+    assert torch.get_num_threads() == 1
+    a.__exit__(None, None, None)  # the first one in leaves first
+    assert torch.get_num_threads() == 1  # b still runs
+    b.__exit__(None, None, None)
+    assert torch.get_num_threads() == before

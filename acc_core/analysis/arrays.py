@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 import torch
@@ -41,20 +42,35 @@ def as_factors(factors, n: int) -> np.ndarray:
     return np.stack([as_labels(col) for col in f.T], 1)
 
 
+_THREADS_LOCK = threading.Lock()
+_THREADS_USERS = 0
+_THREADS_BEFORE = 0
+
+
 @contextlib.contextmanager
 def single_thread():
     """Run small-network training on one intra-op thread, restoring the setting after.
 
     For 128-unit layers at batch 512 thread synchronisation costs more than it saves, and on
     a busy machine a two-thread barrier can stall each op for a whole scheduler slice
-    (measured: 13 µs vs 11.7 ms for one ReLU). The setting is process-wide while it lasts.
+    (measured: 13 µs vs 11.7 ms for one ReLU). The setting is process-wide, and the app's
+    server runs several sessions in threads at once: so the users are counted, the first
+    one in saves the setting and the last one out restores it (two overlapping calls can
+    never leave the process stuck at one thread).
     """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    global _THREADS_USERS, _THREADS_BEFORE
+    with _THREADS_LOCK:
+        if _THREADS_USERS == 0:
+            _THREADS_BEFORE = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _THREADS_USERS += 1
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _THREADS_LOCK:
+            _THREADS_USERS -= 1
+            if _THREADS_USERS == 0:
+                torch.set_num_threads(_THREADS_BEFORE)
 
 
 def entropy(g) -> float:

@@ -20,6 +20,7 @@ import numpy as np
 
 from acc_core.data.base import DataError, FactorDataset
 from acc_core.data.download import Progress, check_file
+from acc_core.paths import atomic_write_json
 from acc_core.paths import atomic_path, data_dir
 
 FILE_NAME = "3dshapes.h5"
@@ -109,14 +110,37 @@ def load_shapes3d(root=None, *, verify: bool = False, progress: bool = True, _fa
     if verify and official:
         check_file(path, _file_spec(), progress=progress)
     cache = _cache_path(path)
-    if not cache.exists():
+    stamp = _stamp(path)
+    if not cache.exists() or _read_stamp(cache) != stamp:
+        # No cache, or one that was not converted from this very file (another or an edited
+        # h5, or a .npy put there by hand): checksum the h5, then convert it again.
         if official and not verify:  # checksum once, before spending minutes converting
             check_file(path, _file_spec(), progress=progress)
         _validate_h5(path, sizes, full=True)
         _convert(path, cache, sizes, progress=progress)
+        atomic_write_json(_stamp_path(cache), stamp)
     else:
         _validate_h5(path, sizes, full=False)
     return Shapes3D(path, cache, _open_cache(cache, sizes), sizes)
+
+
+def _stamp(path: Path) -> dict:
+    """What identifies the h5 a cache was converted from, cheaply: its size and mtime."""
+    st = path.stat()
+    return {"source": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _stamp_path(cache: Path) -> Path:
+    return cache.with_name(cache.name + ".source.json")
+
+
+def _read_stamp(cache: Path) -> dict | None:
+    import json
+
+    try:
+        return json.loads(_stamp_path(cache).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _cache_path(path: Path) -> Path:
