@@ -207,7 +207,7 @@ def cmd_cancel(args) -> int:
 def cmd_worker(args) -> int:
     from acc_core.worker import run_worker
 
-    run_worker(device=args.device, once=args.once, idle_exit=args.idle_exit)
+    run_worker(device=args.device, once=args.once, idle_exit=args.idle_exit, precompute=True)
     return 0
 
 

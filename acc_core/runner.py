@@ -64,8 +64,11 @@ class Heartbeat(threading.Thread):
 
 def train_claimed(store, rec, owner_id: str, *, device: str | None = None,
                   stop_requested: Callable[[], bool] | None = None,
-                  on_progress: Callable[[dict], None] | None = None, train_fn=None) -> dict:
-    """Train the claimed run `rec` to its end. Returns {status, step, reason, lost}."""
+                  on_progress: Callable[[dict], None] | None = None, train_fn=None,
+                  precompute: bool = False) -> dict:
+    """Train the claimed run `rec` to its end. Returns {status, step, reason, lost}.
+    `precompute`: once done, compute the views a page would otherwise wait for (the worker
+    does; a foreground `acc train` returns at once)."""
     from acc_core.train import train as default_train
 
     train = train_fn or default_train
@@ -101,4 +104,19 @@ def train_claimed(store, rec, owner_id: str, *, device: str | None = None,
     elif status not in ("done", "failed", "cancelled"):
         status, reason = "failed", f"training returned an unknown status {status!r}"
     store.finish(rec.run_id, status, step=step, reason=reason, worker_id=owner_id)
+    if status == "done" and precompute:
+        precompute_views(rec.dir)
     return {"status": status, "step": step, "reason": reason, "lost": False}
+
+
+def precompute_views(run_dir) -> None:
+    """The final UMAP of every code, so the Embeddings page finds it ready (UMAP is the one
+    projection that takes seconds, and its first call in a process compiles for tens of
+    seconds). A failure here never touches the finished run."""
+    from acc_core import evaluate, rundir
+
+    try:
+        for rep in rundir.read_config(run_dir).method.representations:
+            evaluate.projection(run_dir, "final", "umap", rep=rep)
+    except Exception:  # noqa: BLE001 (the page computes it on demand instead)
+        log.warning("could not precompute the UMAP of %s", run_dir, exc_info=True)

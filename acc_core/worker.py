@@ -114,7 +114,8 @@ class _Stop:
 
 
 def run_worker(root=None, *, device: str | None = None, once: bool = False, poll: float = 1.0,
-               idle_exit: float | None = None, train_fn=None, exit_with: int | None = None) -> int:
+               idle_exit: float | None = None, train_fn=None, exit_with: int | None = None,
+               precompute: bool = False) -> int:
     """Train queued runs until stopped. Returns an exit status: 0, or EXIT_BUSY when another
     worker already holds this device. `exit_with`: a process (the app's server) whose end
     makes the worker exit as soon as the queue is empty; `once`: exit when the queue is empty; `idle_exit`: exit
@@ -146,7 +147,7 @@ def run_worker(root=None, *, device: str | None = None, once: bool = False, poll
                 last_reap = time.monotonic()
             rec = store.claim_next(worker_id, os.getpid())
             if rec is not None:
-                _train_one(store, rec, worker_id, device, train_fn, stop)
+                _train_one(store, rec, worker_id, device, train_fn, stop, precompute)
                 idle_since = time.monotonic()
                 continue
             parent_gone = exit_with is not None and not pid_alive(exit_with)
@@ -172,7 +173,8 @@ def run_worker(root=None, *, device: str | None = None, once: bool = False, poll
     return 0
 
 
-def _train_one(store: RunStore, rec, worker_id: str, device, train_fn, stop: _Stop) -> None:
+def _train_one(store: RunStore, rec, worker_id: str, device, train_fn, stop: _Stop,
+               precompute: bool = False) -> None:
     from acc_core.runner import train_claimed
 
     log.info("run %s (%s): training from step %d of %d", rec.run_id, rec.label, rec.step, rec.steps)
@@ -183,7 +185,7 @@ def _train_one(store: RunStore, rec, worker_id: str, device, train_fn, stop: _St
                      worker_id=worker_id)
         return
     out = train_claimed(store, rec, worker_id, device=device, train_fn=train,
-                        stop_requested=lambda: stop.requested)
+                        stop_requested=lambda: stop.requested, precompute=precompute)
     log.info("run %s: %s at step %d%s", rec.run_id, out["status"], out["step"],
              f" ({out['reason']})" if out["reason"] else "")
 
@@ -253,11 +255,13 @@ def main(argv=None) -> int:
     p.add_argument("--once", action="store_true", help="exit when the queue is empty")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between queue checks")
     p.add_argument("--idle-exit", type=float, default=None, help="exit after this many idle seconds")
+    p.add_argument("--no-precompute", action="store_true",
+                   help="do not compute the final UMAP of a finished run (pages then do)")
     p.add_argument("--exit-with", type=int, default=None,
                    help="a process id: exit once the queue is empty and that process is gone")
     a = p.parse_args(argv)
     return run_worker(a.root, device=a.device, once=a.once, poll=a.poll, idle_exit=a.idle_exit,
-                      exit_with=a.exit_with)
+                      exit_with=a.exit_with, precompute=not a.no_precompute)
 
 
 if __name__ == "__main__":

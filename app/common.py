@@ -227,7 +227,9 @@ def snapshot_steps(root_: str, run_id: str, version: int) -> list[int]:
     return evaluate.snapshot_steps(record(root_, run_id))
 
 
-@st.cache_data(show_spinner="Projecting embeddings…", max_entries=128)
+@st.cache_data(show_spinner="Projecting embeddings… (a UMAP not computed yet takes a few "
+                            "seconds; the first one after the app starts compiles for about "
+                            "half a minute)", max_entries=128)
 def projection(root_: str, run_id: str, step, method: str = "pca", rep: str | None = None) -> dict:
     return evaluate.projection(record(root_, run_id), step, method=method, rep=rep)
 

@@ -275,3 +275,17 @@ def test_the_apps_worker_exits_when_the_app_is_gone_and_the_queue_is_empty(store
                       exit_with=gone.pid) == 0
     assert time.monotonic() - t0 < 60
     assert store.get(rec.run_id).status == "done"  # the queued run was still trained
+
+
+def test_the_worker_precomputes_the_final_umap(store):
+    """So the Embeddings page finds a finished run's UMAP ready instead of computing it."""
+    from acc_core import evaluate
+
+    from conftest import tiny_shapes_config
+
+    rec = store.submit(tiny_shapes_config(steps=4, probe_size=200))
+    assert run_worker(store.root, once=True, poll=0.01, precompute=True) == 0
+    r = store.get(rec.run_id)
+    assert r.status == "done"
+    step = evaluate.snapshot_steps(r)[-1]
+    assert (r.dir / "eval" / f"umap2_step{step:07d}.npz").exists()
