@@ -341,11 +341,15 @@ def test_peer_method_runs_open_on_every_page(acc_home, monkeypatch):
     assert any("RMS radius" in c.value for c in at.caption)
     at.switch_page("views/retrieval.py").run()
     assert_clean(at)
-    at.switch_page("views/compare.py").run()
-    assert_clean(at)
-    at.toggle(key="c_methods").set_value(True).run()
-    assert_clean(at)
-    heat = json.loads(at.get("plotly_chart")[0].proto.spec)
+    compare = AppTest.from_file(HOME, default_timeout=TIMEOUT)
+    compare.query_params["runs"] = lord  # a link to a comparison: compare?runs=<id>
+    compare.run()
+    compare.switch_page("views/compare.py").run()
+    assert_clean(compare)
+    assert compare.multiselect(key="c_runs").value == [lord]
+    compare.toggle(key="c_methods").set_value(True).run()
+    assert_clean(compare)
+    heat = json.loads(compare.get("plotly_chart")[0].proto.spec)
     labels = " ".join(heat["data"][0]["y"])
     for method in ("(lord)", "(acc)", "(beta_vae)", "(ml_vae)", "(ada_gvae)"):
         assert method in labels
