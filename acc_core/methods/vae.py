@@ -329,6 +329,17 @@ class _VAEMethod(Method):
     def latent_dim(self, config) -> int:
         return config.params.latent_dim
 
+    def quick_params(self):
+        return self.params()
+
+    def presets(self, name: str, source: str):
+        if name == "paper":
+            return _paper_base(source, self.name, self.params())
+        if name == "quick":  # about a minute on 2 CPU cores (benchmarks/bench_methods.py)
+            return _quick_base(source, self.name, self.quick_params(),
+                               steps_shapes=2500, steps_digits=2000)
+        raise ValueError(f"unknown preset {name!r}; valid: paper, quick")
+
     def build(self, config, dataset):
         return _build(config, dataset)
 
@@ -398,14 +409,6 @@ class BetaVAE(_VAEMethod):
         _positive_int("batch_size", p.batch_size)
         _check_common(config, p.latent_dim)
 
-    def presets(self, name: str, source: str):
-        p = BetaVAEParams()
-        if name == "paper":
-            return _paper_base(source, self.name, p)
-        if name == "quick":
-            return _quick_base(source, self.name, p, steps_shapes=2500, steps_digits=2000)
-        raise ValueError(f"unknown preset {name!r}; valid: paper, quick")
-
     def batcher(self, config, dataset):
         sampler = ImageSampler(dataset, config.params.batch_size, _held_out(config))
 
@@ -455,14 +458,6 @@ class MLVAE(_VAEMethod):
         _positive_int("style_dim", p.style_dim)
         _positive_int("group_dim", p.group_dim)
         _check_common(config, p.style_dim + p.group_dim)
-
-    def presets(self, name: str, source: str):
-        p = MLVAEParams()
-        if name == "paper":
-            return _paper_base(source, self.name, p)
-        if name == "quick":
-            return _quick_base(source, self.name, p, steps_shapes=2500, steps_digits=2000)
-        raise ValueError(f"unknown preset {name!r}; valid: paper, quick")
 
     def batcher(self, config, dataset):
         from acc_core.sets import SetSampler
@@ -549,14 +544,8 @@ class AdaGVAE(_VAEMethod):
             raise ValueError(f"unknown delta {p.delta!r}; valid: {', '.join(DELTAS)}")
         _check_common(config, p.latent_dim)
 
-    def presets(self, name: str, source: str):
-        # quick: 32 pairs (64 images) per step, as many images as the others' 64
-        if name == "paper":
-            return _paper_base(source, self.name, AdaGVAEParams())
-        if name == "quick":
-            return _quick_base(source, self.name, AdaGVAEParams(batch_size=32),
-                               steps_shapes=2500, steps_digits=2000)
-        raise ValueError(f"unknown preset {name!r}; valid: paper, quick")
+    def quick_params(self):
+        return AdaGVAEParams(batch_size=32)  # 32 pairs = 64 images per step, as the others
 
     def batcher(self, config, dataset):
         sampler = PairSampler(dataset, config.set_a.inactive, _held_out(config))
