@@ -130,3 +130,12 @@ def test_every_method_survives_sigkill_and_resumes_to_the_same_weights(method, t
     for s in rundir.snapshot_steps(run_dir(ref_home)):
         np.testing.assert_array_equal(rundir.load_snapshot(run_dir(home), s)["embeddings"],
                                       rundir.load_snapshot(run_dir(ref_home), s)["embeddings"])
+
+
+def test_acc_runs_reports_the_checkpoint_step_of_a_killed_run(tmp_path):
+    home = tmp_path / "runs"
+    killed = acc(home, "train", *TINY, fault="checkpoint:2:after")  # checkpoint at step 4
+    assert killed.returncode == -signal.SIGKILL
+    listing = json.loads(acc(home, "runs", "--json", "--user-only").stdout)
+    assert [(r["status"], r["step"]) for r in listing] == [("interrupted", 4)]
+    assert "resumes from its checkpoint at step 4" in listing[0]["reason"]
