@@ -230,6 +230,27 @@ def _evaluate_for_shipping(run_dir: Path) -> None:
         for which in ("initial", "final"):
             evaluate.projection(run_dir, which, "pca", 2, rep=rep)
         evaluate.noise_sweep(run_dir, "initial", rep=rep)
+    evaluate.projection(run_dir, "final", "umap", 2)  # the page's UMAP view opens at once
+
+
+def add_umap(name: str, root: Path | None = None) -> Path:
+    """Ship the final UMAP of a shipped run's default code (computed in a copy of the folder
+    without its shipped flag, then moved into its eval/)."""
+    from acc_core import evaluate
+
+    shipped = {p["name"]: Path(p["dir"]) for p in list_pretrained(root)}
+    if name not in shipped:
+        raise ValueError(f"unknown pretrained run {name!r}; available: {', '.join(shipped)}")
+    d = shipped[name]
+    with tempfile.TemporaryDirectory(dir=d.parent) as work:
+        copy = Path(work) / name
+        shutil.copytree(d, copy, ignore=lambda _, names: [n for n in names if n in (
+            rundir.META, rundir.EVAL)])
+        out = evaluate.projection(copy, "final", "umap", 2)
+        made = sorted(rundir.eval_dir(copy).glob(f"umap2_step{int(out['step']):07d}.npz"))
+        for f in made:
+            os.replace(f, rundir.eval_dir(d) / f.name)
+    return d
 
 
 def refresh_evaluation(name: str, root: Path | None = None) -> Path:

@@ -103,10 +103,28 @@ def train_claimed(store, rec, owner_id: str, *, device: str | None = None,
         status, reason = "interrupted", f"stopped at step {step}; it resumes when trained again"
     elif status not in ("done", "failed", "cancelled"):
         status, reason = "failed", f"training returned an unknown status {status!r}"
-    store.finish(rec.run_id, status, step=step, reason=reason, worker_id=owner_id)
     if status == "done" and precompute:
-        precompute_views(rec.dir)
+        precompute_views(rec.dir)  # before `done`: a page that opens the run finds it ready
+    store.finish(rec.run_id, status, step=step, reason=reason, worker_id=owner_id)
     return {"status": status, "step": step, "reason": reason, "lost": False}
+
+
+def warm_up_umap() -> threading.Thread:
+    """Compile UMAP's numba kernels in the background (tens of seconds, once per process),
+    so that the first finished run's UMAP takes seconds, not a minute."""
+    def work():
+        try:
+            import numpy as np
+
+            from acc_core.analysis import project
+
+            project.umap(np.random.default_rng(0).normal(size=(64, 4)), n_components=2, seed=0)
+        except Exception:  # noqa: BLE001 (only an optimisation)
+            log.warning("UMAP warm-up failed", exc_info=True)
+
+    t = threading.Thread(target=work, daemon=True, name="umap-warm-up")
+    t.start()
+    return t
 
 
 def precompute_views(run_dir) -> None:

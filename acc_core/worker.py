@@ -138,6 +138,10 @@ def run_worker(root=None, *, device: str | None = None, once: bool = False, poll
     if threading.current_thread() is threading.main_thread():
         handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     log.info("worker %s started on device %s under %s", worker_id, device or "auto", store.root)
+    if precompute:
+        from acc_core.runner import warm_up_umap
+
+        warm_up_umap()
     try:
         idle_since, last_reap = time.monotonic(), float("-inf")
         while not stop.requested:

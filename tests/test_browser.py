@@ -169,6 +169,25 @@ def plot_title(page, nth: int) -> str:
     return page.locator(".js-plotly-plot").nth(nth).locator(".gtitle").first.text_content()
 
 
+def choose_by_typing(page, label: str, text: str) -> None:
+    """Filter a long selectbox by typing (its list only renders what is in view), then
+    take the first match."""
+    combo = page.get_by_role("combobox", name=label).first
+    combo.click()
+    page.keyboard.type(text)
+    page.get_by_role("option", name=re.compile(re.escape(text))).first.click()
+
+
+def switch_to_umap(page) -> float:
+    """Click the UMAP projection; seconds until the detail plot shows a UMAP."""
+    t0 = time.perf_counter()
+    page.get_by_text("UMAP", exact=True).first.click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
+        ".some(t => t.textContent.startsWith('UMAP at step'))", timeout=TIMEOUT_MS)
+    return time.perf_counter() - t0
+
+
 def fill_number(page, label: str, value: str) -> None:
     box = page.get_by_label(label, exact=True)
     box.fill(value)
@@ -240,6 +259,21 @@ def walk_through(page, url: str, shots: Path) -> None:
     page.locator('[data-testid="stImage"] img').first.wait_for(state="visible")
     no_errors(page)
 
+    # UMAP of the run that just finished: the worker computed it before marking it done.
+    timings["umap_just_finished_s"] = switch_to_umap(page)
+    no_errors(page)
+    # and of a shipped run, which ships its UMAP
+    choose_by_typing(page, "Run", "shapes3d-wall-hue · pretrained")
+    settle(page)
+    t0 = time.perf_counter()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
+        ".some(t => t.textContent.startsWith('UMAP at step 300'))", timeout=TIMEOUT_MS)
+    timings["umap_shipped_s"] = time.perf_counter() - t0
+    no_errors(page)
+    page.get_by_text("PCA", exact=True).first.click()
+    settle(page)
+
     # Information: MI bars and the noise sweep; move the σ slider one notch.
     timings["first_plot_s"]["information"] = open_page(page, url, "information")
     settle(page)
@@ -291,6 +325,7 @@ def walk_through(page, url: str, shots: Path) -> None:
     # Generous bounds for shared CI machines; the measured figures are in timings.json.
     assert timings["change_coloured_factor_s"] < 10
     assert timings["change_sigma_s"] < 10
+    assert timings["umap_just_finished_s"] < 10 and timings["umap_shipped_s"] < 10
     assert max(timings["first_plot_s"].values()) < 60
 
 
