@@ -230,12 +230,13 @@ def _evaluate_for_shipping(run_dir: Path) -> None:
         for which in ("initial", "final"):
             evaluate.projection(run_dir, which, "pca", 2, rep=rep)
         evaluate.noise_sweep(run_dir, "initial", rep=rep)
-    evaluate.projection(run_dir, "final", "umap", 2)  # the page's UMAP view opens at once
+    for which in ("initial", "final"):  # the page's UMAP view (both rows) opens at once
+        evaluate.projection(run_dir, which, "umap", 2)
 
 
 def add_umap(name: str, root: Path | None = None) -> Path:
-    """Ship the final UMAP of a shipped run's default code (computed in a copy of the folder
-    without its shipped flag, then moved into its eval/)."""
+    """Ship the initial and final UMAP of a shipped run's default code (computed in a copy of
+    the folder without its shipped flag, then moved into its eval/)."""
     from acc_core import evaluate
 
     shipped = {p["name"]: Path(p["dir"]) for p in list_pretrained(root)}
@@ -246,9 +247,9 @@ def add_umap(name: str, root: Path | None = None) -> Path:
         copy = Path(work) / name
         shutil.copytree(d, copy, ignore=lambda _, names: [n for n in names if n in (
             rundir.META, rundir.EVAL)])
-        out = evaluate.projection(copy, "final", "umap", 2)
-        made = sorted(rundir.eval_dir(copy).glob(f"umap2_step{int(out['step']):07d}.npz"))
-        for f in made:
+        for which in ("initial", "final"):
+            evaluate.projection(copy, which, "umap", 2)
+        for f in sorted(rundir.eval_dir(copy).glob("umap2_step*.npz")):
             os.replace(f, rundir.eval_dir(d) / f.name)
     return d
 

@@ -128,13 +128,14 @@ def warm_up_umap() -> threading.Thread:
 
 
 def precompute_views(run_dir) -> None:
-    """The final UMAP of every code, so the Embeddings page finds it ready (UMAP is the one
+    """The initial and final UMAP of every code, so the Embeddings page finds them ready (UMAP is the one
     projection that takes seconds, and its first call in a process compiles for tens of
     seconds). A failure here never touches the finished run."""
     from acc_core import evaluate, rundir
 
     try:
         for rep in rundir.read_config(run_dir).method.representations:
-            evaluate.projection(run_dir, "final", "umap", rep=rep)
+            for which in ("initial", "final"):
+                evaluate.projection(run_dir, which, "umap", rep=rep)
     except Exception:  # noqa: BLE001 (the page computes it on demand instead)
         log.warning("could not precompute the UMAP of %s", run_dir, exc_info=True)

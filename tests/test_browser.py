@@ -263,12 +263,12 @@ def walk_through(page, url: str, shots: Path) -> None:
     timings["umap_just_finished_s"] = switch_to_umap(page)
     no_errors(page)
     # and of a shipped run, which ships its UMAP
-    choose_by_typing(page, "Run", "shapes3d-wall-hue · pretrained")
-    settle(page)
     t0 = time.perf_counter()
+    choose_by_typing(page, "Run", "shapes3d-wall-hue · pretrained")
     page.wait_for_function(
         "() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
         ".some(t => t.textContent.startsWith('UMAP at step 300'))", timeout=TIMEOUT_MS)
+    settle(page)  # both rows of small multiples drawn too
     timings["umap_shipped_s"] = time.perf_counter() - t0
     no_errors(page)
     page.get_by_text("PCA", exact=True).first.click()

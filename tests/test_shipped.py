@@ -63,7 +63,8 @@ def test_a_shipped_run_opens_by_loading_only(name, nothing_heavy):
         assert values.shape == (len(sweep["factor_names"]),)
         assert set(evaluate.probes(d, rep=rep)) == set(sweep["factor_names"])
         assert set(evaluate.agreement(d, rep=rep)) == set(sweep["factor_names"])
-    assert evaluate.projection(d, "final", "umap")["coords"].shape[1] == 2  # shipped UMAP
+    for step in ("initial", "final"):  # shipped UMAPs
+        assert evaluate.projection(d, step, "umap")["coords"].shape[1] == 2
     assert not (nothing_heavy / "pretrained-cache").exists()  # nothing was written either
 
 
