@@ -65,12 +65,43 @@ def _cached_json(run, name: str, compute):
             return json.loads(path.read_text())
         except json.JSONDecodeError:
             pass  # a damaged cache entry is recomputed
+    d, _ = _run(run)
+    packed = _packed(str(rundir.eval_dir(d) / rundir.PACKED_EVAL))
+    if name in packed:
+        return json.loads(json.dumps(packed[name]))  # a copy: callers may change it
     value = compute()
     try:
         atomic_write_json(path, value, indent=None)
     except OSError:
         pass  # a read-only run directory still evaluates, it just does not cache
     return value
+
+
+@lru_cache(maxsize=256)
+def _packed(path: str) -> dict:
+    """A shipped run's small JSON caches, packed into one file (`pack_eval`): name -> value."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def pack_eval(run_dir) -> int:
+    """Pack a run folder's small JSON caches (everything in eval/ but the reports and the
+    method's evaluation) into eval/cache.json: a shipped run then holds a few files instead
+    of dozens (each small file costs a whole disk block). Returns how many were packed."""
+    folder = rundir.eval_dir(run_dir)
+    keep = {rundir.MODEL_EVAL, rundir.PACKED_EVAL}
+    files = [p for p in sorted(folder.glob("*.json"))
+             if p.name not in keep and not p.name.startswith("report")]
+    packed = dict(_packed.__wrapped__(str(folder / rundir.PACKED_EVAL)))
+    for p in files:
+        packed[p.name] = json.loads(p.read_text())
+    atomic_write_json(folder / rundir.PACKED_EVAL, packed, indent=None)
+    for p in files:
+        p.unlink()
+    _packed.cache_clear()
+    return len(files)
 
 
 def _cached_npz(run, name: str, compute) -> dict:

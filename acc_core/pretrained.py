@@ -232,6 +232,7 @@ def _evaluate_for_shipping(run_dir: Path) -> None:
         evaluate.noise_sweep(run_dir, "initial", rep=rep)
     for which in ("initial", "final"):  # the page's UMAP view (both rows) opens at once
         evaluate.projection(run_dir, which, "umap", 2)
+    evaluate.pack_eval(run_dir)  # dozens of small JSON files -> one
 
 
 def add_umap(name: str, root: Path | None = None) -> Path:

@@ -259,6 +259,7 @@ def snapshot_codes(snap: dict, representation: str, representations: tuple[str, 
 
 
 MODEL_EVAL = "model_eval.json"  # in eval/: Method.evaluate_model's scores
+PACKED_EVAL = "cache.json"  # in eval/ of a shipped run: its small JSON caches in one file
 MODEL_IMAGES = "model_images.npz"  # in eval/: its images
 
 
