@@ -338,3 +338,27 @@ def test_shapes3d_interrupted_conversion_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         s3d.load_shapes3d(tmp_path, progress=False, _factor_sizes=SMALL)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["3dshapes.h5"]
+
+
+def test_shapes3d_cache_is_used_only_for_the_h5_it_came_from(tmp_path):
+    """A .npy found beside the h5 without the record of its conversion (put there by hand, or
+    left by another file), or beside an h5 that changed since, is not trusted: the h5 is
+    checked and converted again."""
+    import os
+
+    h5 = tmp_path / "3dshapes.h5"
+    images = write_shapes_h5(h5)
+    cache = tmp_path / "3dshapes_images.npy"
+    np.save(cache, np.zeros_like(images))  # black images, no conversion record
+    ds = s3d.load_shapes3d(tmp_path, progress=False, _factor_sizes=SMALL)
+    np.testing.assert_array_equal(ds.images([5, 17]), images[[5, 17]])
+    # the h5 changes under its cache: new bytes, new mtime
+    rng = np.random.default_rng(7)
+    import h5py
+
+    with h5py.File(h5, "r+") as f:
+        f["images"][...] = rng.integers(0, 255, f["images"].shape, dtype=np.uint8)
+        other = f["images"][...]
+    os.utime(h5, ns=(h5.stat().st_atime_ns, h5.stat().st_mtime_ns + 10**9))
+    fresh = s3d.load_shapes3d(tmp_path, progress=False, _factor_sizes=SMALL)
+    np.testing.assert_array_equal(fresh.images([5, 17]), other[[5, 17]])
