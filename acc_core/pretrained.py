@@ -235,19 +235,31 @@ def _evaluate_for_shipping(run_dir: Path) -> None:
     evaluate.pack_eval(run_dir)  # dozens of small JSON files -> one
 
 
+def _shipped_dir(name: str, root: Path | None = None) -> Path:
+    """The folder of the shipped run `name`, or a ValueError listing the names."""
+    shipped = {p["name"]: Path(p["dir"]) for p in list_pretrained(root)}
+    if name not in shipped:
+        raise ValueError(f"unknown pretrained run {name!r}; available: {', '.join(shipped) or 'none'}")
+    return shipped[name]
+
+
+def _unshipped_copy(d: Path, work: Path) -> Path:
+    """A copy of a shipped run without its shipped flag and caches: analyses of the copy
+    write into its own eval/, never into pretrained/."""
+    copy = work / d.name
+    shutil.copytree(d, copy, ignore=lambda _, names: [n for n in names if n in (
+        rundir.META, rundir.EVAL)])
+    return copy
+
+
 def add_umap(name: str, root: Path | None = None) -> Path:
     """Ship the initial and final UMAP of a shipped run's default code (computed in a copy of
     the folder without its shipped flag, then moved into its eval/)."""
     from acc_core import evaluate
 
-    shipped = {p["name"]: Path(p["dir"]) for p in list_pretrained(root)}
-    if name not in shipped:
-        raise ValueError(f"unknown pretrained run {name!r}; available: {', '.join(shipped)}")
-    d = shipped[name]
+    d = _shipped_dir(name, root)
     with tempfile.TemporaryDirectory(dir=d.parent) as work:
-        copy = Path(work) / name
-        shutil.copytree(d, copy, ignore=lambda _, names: [n for n in names if n in (
-            rundir.META, rundir.EVAL)])
+        copy = _unshipped_copy(d, Path(work))
         for which in ("initial", "final"):
             evaluate.projection(copy, which, "umap", 2)
         for f in sorted(rundir.eval_dir(copy).glob("umap2_step*.npz")):
@@ -258,14 +270,9 @@ def add_umap(name: str, root: Path | None = None) -> Path:
 def refresh_evaluation(name: str, root: Path | None = None) -> Path:
     """Recompute a shipped run's cached evaluation (after the analysis changed): in a copy of
     the folder without its shipped flag, whose new eval/ then replaces the shipped one."""
-    shipped = {p["name"]: Path(p["dir"]) for p in list_pretrained(root)}
-    if name not in shipped:
-        raise ValueError(f"unknown pretrained run {name!r}; available: {', '.join(shipped) or 'none'}")
-    d = shipped[name]
+    d = _shipped_dir(name, root)
     with tempfile.TemporaryDirectory(dir=d.parent) as work:
-        copy = Path(work) / name
-        shutil.copytree(d, copy, ignore=lambda _, names: [n for n in names if n in (
-            rundir.META, rundir.EVAL)])
+        copy = _unshipped_copy(d, Path(work))
         if rundir.read_model_eval(d) is not None:
             (copy / rundir.EVAL).mkdir()
             for n in (rundir.MODEL_EVAL, rundir.MODEL_IMAGES):
@@ -285,10 +292,7 @@ def reproduce(name: str, *, device: str | None = None, root: Path | None = None,
     from acc_core import evaluate
     from acc_core.train import train
 
-    shipped = {p["name"]: p for p in list_pretrained(root)}
-    if name not in shipped:
-        raise ValueError(f"unknown pretrained run {name!r}; available: {', '.join(shipped) or 'none'}")
-    src = Path(shipped[name]["dir"])
+    src = _shipped_dir(name, root)
     cfg = rundir.read_config(src)
     old = evaluate.report(src)
     with tempfile.TemporaryDirectory() as d:

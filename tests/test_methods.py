@@ -66,11 +66,11 @@ def test_presets_validate_and_state_their_supervision(name, preset_name, source)
 @pytest.mark.parametrize("name", [n for n in NAMES if methods.get(n).params is not None])
 def test_method_params_are_part_of_the_run_identity(name):
     cfg = preset("quick", "shapes3d-procedural", method=name)
-    field = dataclasses.fields(cfg.params)[0]
-    value = getattr(cfg.params, field.name)
-    other = value + 1 if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-    if other is None:
-        pytest.skip(f"first parameter {field.name} is not numeric")
+    # the first numeric parameter (every method with params has one)
+    field = next(f for f in dataclasses.fields(cfg.params)
+                 if isinstance(getattr(cfg.params, f.name), (int, float))
+                 and not isinstance(getattr(cfg.params, f.name), bool))
+    other = getattr(cfg.params, field.name) + 1
     changed = cfg.replace(params=dataclasses.replace(cfg.params, **{field.name: other}))
     assert changed.run_id != cfg.run_id
     with pytest.raises(ValueError, match="unknown"):
