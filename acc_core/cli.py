@@ -223,6 +223,38 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_leaderboard(args) -> int:
+    from acc_core import leaderboard
+    from acc_core.store import RunStore
+
+    store = RunStore()
+    recs = [r for r in store.list_runs()
+            if (not args.dataset or r.config.data.source in args.dataset)
+            and (not args.method or r.config.train.method in args.method)
+            and (not args.scenario or leaderboard.scenario_label(r.config) in args.scenario)]
+
+    def progress(i, n, label):
+        print(f"\rscoring {i + 1}/{n}: {label[:60]:<60}", end="", file=sys.stderr, flush=True)
+
+    rows, skipped = leaderboard.rows(recs, args.align, compute=args.compute,
+                                     progress=progress if args.compute else None)
+    if args.compute:
+        print(file=sys.stderr)
+    if args.csv:
+        leaderboard.frame(rows).to_csv(args.csv, index=False)
+        print(f"wrote {len(rows)} rows to {args.csv}")
+    elif args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"scores after alignment '{args.align}', DCI in fast mode, on each run's final probe; "
+              "mean±std over seeds")
+        print(leaderboard.format_table(rows))
+    if skipped:
+        print(f"{len(skipped)} finished run(s) have no cached scores yet: "
+              "`acc leaderboard --compute` scores them", file=sys.stderr)
+    return 0
+
+
 def cmd_data(args) -> int:
     from acc_core import data as data_sources
 
@@ -301,6 +333,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from acc_core import data as data_sources
     from acc_core import methods
+    from acc_core.analysis.metrics.align import ALIGNMENTS
     from acc_core.augment import AUGMENTATIONS
     from acc_core.config import PRESETS
     from acc_core.losses import SIMILARITIES
@@ -366,6 +399,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--representation", help="one of the method's codes (default: every one)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(fn=cmd_eval)
+
+    lb = sub.add_parser("leaderboard", help="every method x scenario: disentanglement scores "
+                                            "over seeds")
+    lb.add_argument("--align", choices=list(ALIGNMENTS), default="none",
+                    help="rotate codes before the axis-aligned scores (default: none)")
+    lb.add_argument("--dataset", nargs="+", help="only these data sources")
+    lb.add_argument("--method", nargs="+", help="only these methods")
+    lb.add_argument("--scenario", nargs="+", help="only these scenarios, e.g. 'A[wall_hue] B[wall_hue]'")
+    lb.add_argument("--compute", action="store_true", help="score finished runs without cached scores")
+    lb.add_argument("--csv", help="write the table to this CSV file")
+    lb.add_argument("--json", action="store_true")
+    lb.set_defaults(fn=cmd_leaderboard)
 
     d = sub.add_parser("data", help="data sources: list, info, render, download")
     d.add_argument("action", choices=["list", "info", "render", "download"])

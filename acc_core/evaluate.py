@@ -293,6 +293,31 @@ def mine_spot_check(run, factor: str, sigma: float, steps: int = 2000, step="fin
     return float(mine.mine_mi(e["u"], e["factors"][:, k], sigma=sigma, steps=steps))
 
 
+def metrics(run, step="final", rep=None, align="none", mode="fast") -> dict:
+    """The standard disentanglement scores (`acc_core.analysis.metrics`) of one representation,
+    after a named alignment, on the snapshot's probe (every run has one, shipped runs without
+    weights too). NaN (undefined, e.g. one factor) is stored as None."""
+    from acc_core.analysis import metrics as m
+
+    _, cfg = _run(run)
+    e = embeddings(run, step, rep)
+
+    def compute():
+        res = m.all_metrics(e["u"], e["factors"], align_to=align, mode=mode)
+        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                for k, v in res.items()}
+
+    return _cached_json(run, _name("metrics", e, cfg, f"_{_key(align=align, mode=mode)}.json"),
+                        compute)
+
+
+def every_alignment(run, rep=None, mode="fast") -> dict:
+    """{alignment: scores} of the final code for every named alignment (the leaderboard's)."""
+    from acc_core.analysis.metrics import ALIGNMENTS
+
+    return {a: metrics(run, "final", rep, a, mode) for a in ALIGNMENTS}
+
+
 def model_eval(run) -> dict | None:
     """The method's own evaluation of its networks (LORD's content transfer, the VAEs'
     traversals), written when training ended; None if the method has none."""

@@ -10,6 +10,7 @@ scratch store and sets the new evaluation beside the shipped one.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import tempfile
@@ -22,7 +23,7 @@ import torch
 from acc_core import rundir
 from acc_core.data.base import DataError
 from acc_core.config import ModelConfig, RunConfig, SetSpec, preset
-from acc_core.paths import pretrained_dir
+from acc_core.paths import atomic_write_json, pretrained_dir
 
 HUES = ("floor_hue", "wall_hue", "object_hue")
 
@@ -232,6 +233,7 @@ def _evaluate_for_shipping(run_dir: Path) -> None:
         evaluate.noise_sweep(run_dir, "initial", rep=rep)
     for which in ("initial", "final"):  # the page's UMAP view (both rows) opens at once
         evaluate.projection(run_dir, which, "umap", 2)
+    evaluate.every_alignment(run_dir)  # the leaderboard's scores
     evaluate.pack_eval(run_dir)  # dozens of small JSON files -> one
 
 
@@ -264,6 +266,24 @@ def add_umap(name: str, root: Path | None = None) -> Path:
             evaluate.projection(copy, which, "umap", 2)
         for f in sorted(rundir.eval_dir(copy).glob("umap2_step*.npz")):
             os.replace(f, rundir.eval_dir(d) / f.name)
+    return d
+
+
+def add_metrics(name: str, root: Path | None = None) -> Path:
+    """Ship the leaderboard's disentanglement scores of a shipped run (computed in a copy of the
+    folder without its shipped flag, then packed into its eval/cache.json)."""
+    from acc_core import evaluate
+
+    d = _shipped_dir(name, root)
+    with tempfile.TemporaryDirectory(dir=d.parent) as work:
+        copy = _unshipped_copy(d, Path(work))
+        evaluate.every_alignment(copy)
+        packed_path = rundir.eval_dir(d) / rundir.PACKED_EVAL
+        packed = json.loads(packed_path.read_text()) if packed_path.exists() else {}
+        for f in sorted(rundir.eval_dir(copy).glob("metrics_step*.json")):
+            packed[f.name] = json.loads(f.read_text())
+        atomic_write_json(packed_path, packed, indent=None)
+    evaluate._packed.cache_clear()
     return d
 
 

@@ -130,7 +130,7 @@ def warm_up_umap() -> threading.Thread:
 def precompute_views(run_dir) -> None:
     """The initial and final UMAP of every code, so the Embeddings page finds them ready (UMAP is the one
     projection that takes seconds, and its first call in a process compiles for tens of
-    seconds). A failure here never touches the finished run."""
+    seconds), and the leaderboard's scores. A failure here never touches the finished run."""
     from acc_core import evaluate, rundir
 
     try:
@@ -139,3 +139,8 @@ def precompute_views(run_dir) -> None:
                 evaluate.projection(run_dir, which, "umap", rep=rep)
     except Exception:  # noqa: BLE001 (the page computes it on demand instead)
         log.warning("could not precompute the UMAP of %s", run_dir, exc_info=True)
+    try:  # the leaderboard's scores: the standard report and the disentanglement metrics
+        evaluate.report(run_dir)
+        evaluate.every_alignment(run_dir)
+    except Exception:  # noqa: BLE001 (the leaderboard computes them on demand instead)
+        log.warning("could not precompute the scores of %s", run_dir, exc_info=True)

@@ -114,6 +114,7 @@ pages = [
     st.Page("views/information.py", title="Information", icon=":material/bar_chart:"),
     st.Page("views/retrieval.py", title="Retrieval", icon=":material/image_search:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("views/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
     st.Page("views/random_loss.py", title="Loss of random points", icon=":material/casino:"),
 ]
 st.navigation(pages).run()

@@ -20,7 +20,8 @@ from streamlit.testing.v1 import AppTest
 REPO = Path(__file__).resolve().parents[1]
 HOME = str(REPO / "app" / "Home.py")
 PAGES = ["views/train.py", "views/embeddings.py", "views/information.py",
-         "views/retrieval.py", "views/compare.py", "views/random_loss.py"]
+         "views/retrieval.py", "views/compare.py", "views/random_loss.py",
+         "views/leaderboard.py"]
 TIMEOUT = 120
 
 

@@ -381,3 +381,26 @@ def test_a_lord_run_from_the_train_page_on_every_page(server, browser):
         page.screenshot(path=str(shot), full_page=True)
         print(f"the page at failure: {shot}; server log: {home.parent / 'streamlit.log'}")
         raise
+
+
+def test_leaderboard_opens_fast_and_its_links_open_the_runs(server, browser):
+    """The leaderboard of the shipped runs opens in under 5 s; a row's link opens Compare."""
+    url, home = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    open_page(page, url, "", '[data-testid="stImage"] img')  # the server is warm
+    seconds = open_page(page, url, "leaderboard", '[data-testid="stDataFrame"]')
+    no_errors(page)
+    print(f"leaderboard first table: {seconds:.2f} s")
+    assert seconds < 5.0
+    link = page.get_by_role("link", name="Open them on Compare")
+    href = link.get_attribute("href")
+    assert "compare?runs=" in href
+    run_ids = href.split("runs=", 1)[1].split(",")
+    from urllib.parse import urljoin
+
+    page.goto(urljoin(page.url, href))  # where the button leads (it opens a new tab)
+    page.locator(PLOT).first.wait_for(state="visible", timeout=TIMEOUT_MS)
+    no_errors(page)
+    assert run_ids[0][:6] in page.content()
+    page.close()

@@ -6,8 +6,9 @@ import pytest
 import torch
 from conftest import REPO
 
-from acc_core import evaluate, pretrained
-from acc_core.analysis import mi, probe, project, retrieval
+from acc_core import evaluate, leaderboard, pretrained
+from acc_core.analysis import metrics, mi, probe, project, retrieval
+from acc_core.analysis.metrics import ALIGNMENTS
 from acc_core.config import RunConfig
 
 SHIPPED = REPO / "pretrained"
@@ -44,7 +45,7 @@ def nothing_heavy(acc_home, monkeypatch):
 
     for module, name in [(mi, "noise_sweep"), (mi, "gaussian_channel_mi_multi"),
                          (probe, "probe_accuracy"), (retrieval, "factor_agreement"),
-                         (project, "pca"), (project, "umap")]:
+                         (project, "pca"), (project, "umap"), (metrics, "all_metrics")]:
         monkeypatch.setattr(module, name, refuse)
     return acc_home
 
@@ -65,6 +66,10 @@ def test_a_shipped_run_opens_by_loading_only(name, nothing_heavy):
         assert set(evaluate.agreement(d, rep=rep)) == set(sweep["factor_names"])
     for step in ("initial", "final"):  # shipped UMAPs
         assert evaluate.projection(d, step, "umap")["coords"].shape[1] == 2
+    assert leaderboard.cached(d)  # the leaderboard's scores, every alignment
+    for align in ALIGNMENTS:
+        scores = leaderboard.run_scores(d, align, compute=False)
+        assert scores["align"] == align and 0.0 <= scores["explicitness"] <= 1.0
     assert not (nothing_heavy / "pretrained-cache").exists()  # nothing was written either
 
 

@@ -92,8 +92,10 @@ def beta_vae(codes, factors, *, num_train: int = NUM_TRAIN, num_eval: int = NUM_
             for v in np.unique(vals):
                 r, b = np.nonzero(vals == v)
                 second[rows[r], b] = groups.draw(rng, k, int(v), len(r))
-        feats = np.abs(codes[first] - codes[second]).mean(axis=1)  # (n, D)
-        return feats, ks
+        z = codes.astype(np.float32)
+        feats = np.concatenate([np.abs(z[first[i:i + 500]] - z[second[i:i + 500]]).mean(axis=1)
+                                for i in range(0, n, 500)])  # (n, D), in chunks of 500 batches
+        return feats.astype(np.float64), ks
 
     x_tr, y_tr = points(train, num_train)
     x_te, y_te = points(test, num_eval)
