@@ -106,6 +106,8 @@ def train_claimed(store, rec, owner_id: str, *, device: str | None = None,
     if status == "done" and precompute:
         precompute_views(rec.dir)  # before `done`: a page that opens the run finds it ready
     store.finish(rec.run_id, status, step=step, reason=reason, worker_id=owner_id)
+    if status == "done" and precompute:
+        precompute_scores(rec.dir)
     return {"status": status, "step": step, "reason": reason, "lost": False}
 
 
@@ -130,7 +132,7 @@ def warm_up_umap() -> threading.Thread:
 def precompute_views(run_dir) -> None:
     """The initial and final UMAP of every code, so the Embeddings page finds them ready (UMAP is the one
     projection that takes seconds, and its first call in a process compiles for tens of
-    seconds), and the leaderboard's scores. A failure here never touches the finished run."""
+    seconds). A failure here never touches the finished run."""
     from acc_core import evaluate, rundir
 
     try:
@@ -139,7 +141,15 @@ def precompute_views(run_dir) -> None:
                 evaluate.projection(run_dir, which, "umap", rep=rep)
     except Exception:  # noqa: BLE001 (the page computes it on demand instead)
         log.warning("could not precompute the UMAP of %s", run_dir, exc_info=True)
-    try:  # the leaderboard's scores: the standard report and the disentanglement metrics
+
+
+def precompute_scores(run_dir) -> None:
+    """The leaderboard's scores (the standard report and the disentanglement metrics of every
+    alignment), computed right after the run is marked done: seconds the user need not wait
+    for. A failure here never touches the finished run."""
+    from acc_core import evaluate
+
+    try:
         evaluate.report(run_dir)
         evaluate.every_alignment(run_dir)
     except Exception:  # noqa: BLE001 (the leaderboard computes them on demand instead)
