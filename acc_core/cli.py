@@ -32,11 +32,12 @@ def _held_out(items: list[str] | None) -> dict:
     return out
 
 
-def config_from_args(args):
-    """Preset first, then every flag that was given overrides it."""
+def config_from_args(args, base=None):
+    """Preset first (or `base`, e.g. a named scenario's config), then every flag that was
+    given overrides it."""
     from acc_core.config import ModelConfig, SetSpec, preset
 
-    cfg = preset(args.preset, args.data, method=args.method or "acc")
+    cfg = base if base is not None else preset(args.preset, args.data, method=args.method or "acc")
     d, m, t = cfg.data, cfg.model, cfg.train
     if args.image_size is not None:
         d = dataclasses.replace(d, image_size=args.image_size or None)
@@ -426,6 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--force", action="store_true", help="build: retrain even if shipped")
     pr.add_argument("--json", action="store_true", help="reproduce: print JSON")
     pr.set_defaults(fn=cmd_pretrained)
+
+    from acc_core.sweep_cli import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
     return p
 
 

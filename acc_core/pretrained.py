@@ -126,12 +126,18 @@ def method_scenarios() -> dict[str, tuple[RunConfig, str]]:
         for name in PEER_METHODS:
             if name not in methods.names():
                 continue
-            cfg = preset("quick", acc_cfg.data.source, method=name)
-            cfg = cfg.replace(set_a=acc_cfg.set_a, set_b=acc_cfg.set_b,
-                              data=dataclasses.replace(cfg.data, held_out=acc_cfg.data.held_out))
             out[f"{scenario}-{name.replace('_', '-')}"] = (
-                cfg, f"{methods.get(name).title}: {desc.replace(', 8-D', '')}, quick preset")
+                on_scenario(acc_cfg, name),
+                f"{methods.get(name).title}: {desc.replace(', 8-D', '')}, quick preset")
     return out
+
+
+def on_scenario(scenario: RunConfig, method: str, preset_name: str = "quick") -> RunConfig:
+    """`method`'s preset on a scenario's data and weak supervision (its sets and held-out
+    values): what every method receives from one scenario (the shipped peer runs, `acc sweep`)."""
+    cfg = preset(preset_name, scenario.data.source, method=method)
+    return cfg.replace(set_a=scenario.set_a, set_b=scenario.set_b,
+                       data=dataclasses.replace(cfg.data, held_out=scenario.data.held_out))
 
 
 def all_scenarios() -> dict[str, tuple[RunConfig, str]]:
