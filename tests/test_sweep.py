@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_shapes_config
 
 from acc_core import rundir, sweep, sweep_ray, sweep_run
 from acc_core.store import RunStore
-from conftest import tiny_shapes_config
 
 STEPS, EVERY = 100, 25  # long enough (seconds) for a trial to be caught between checkpoints
 
