@@ -307,8 +307,15 @@ def metrics(run, step="final", rep=None, align="none", mode="fast") -> dict:
         return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
                 for k, v in res.items()}
 
-    return _cached_json(run, _name("metrics", e, cfg, f"_{_key(align=align, mode=mode)}.json"),
-                        compute)
+    return _cached_json(run, metrics_name(e, cfg, align, mode), compute)
+
+
+METRICS_VERSION = 2  # part of the cache key: a change of recipe never reads an older score
+
+
+def metrics_name(e: dict, cfg: RunConfig, align: str, mode: str = "fast") -> str:
+    """The cache file name of `metrics` for embeddings `e` (shared with the leaderboard)."""
+    return _name("metrics", e, cfg, f"_{_key(align=align, mode=mode, v=METRICS_VERSION)}.json")
 
 
 def every_alignment(run, rep=None, mode="fast") -> dict:

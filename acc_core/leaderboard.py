@@ -107,7 +107,7 @@ def cached(run_dir) -> bool:
     e = evaluate.embeddings(run_dir, "final")
     packed = evaluate._packed(str(rundir.eval_dir(d) / rundir.PACKED_EVAL))
     for a in ALIGNMENTS:
-        name = evaluate._name("metrics", e, cfg, f"_{evaluate._key(align=a, mode='fast')}.json")
+        name = evaluate.metrics_name(e, cfg, a)
         if name not in packed and not evaluate._cache_path(run_dir, name).exists():
             return False
     return True

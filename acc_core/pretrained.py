@@ -286,6 +286,7 @@ def add_metrics(name: str, root: Path | None = None) -> Path:
         evaluate.every_alignment(copy)
         packed_path = rundir.eval_dir(d) / rundir.PACKED_EVAL
         packed = json.loads(packed_path.read_text()) if packed_path.exists() else {}
+        packed = {k: v for k, v in packed.items() if not k.startswith("metrics_")}  # older recipes
         for f in sorted(rundir.eval_dir(copy).glob("metrics_step*.json")):
             packed[f.name] = json.loads(f.read_text())
         atomic_write_json(packed_path, packed, indent=None)

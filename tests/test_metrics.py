@@ -26,7 +26,8 @@ def test_perfect_code_scores_near_one(grid):
     d = metrics.dci(z, f)
     assert d["disentanglement"] > 0.95 and d["completeness"] > 0.95 and d["informativeness"] > 0.95
     me = metrics.modularity_explicitness(z, f)
-    assert me["modularity"] > 0.95 and me["explicitness"] > 0.99
+    # one-vs-rest linear classifiers cannot cut a middle value out of one axis: AUC below 1
+    assert me["modularity"] > 0.95 and me["explicitness"] > 0.9
     assert metrics.factor_vae(z, f)["score"] > 0.95
     assert metrics.beta_vae(z, f)["score"] > 0.95
     assert metrics.irs(z, f)["score"] > 0.9
@@ -45,7 +46,8 @@ def test_random_code_scores_near_zero(grid):
 
 def test_rotation_keeps_explicitness_loses_mig_and_ica_recovers_it(grid):
     f, z = grid["f"], grid["rotated"]
-    assert metrics.modularity_explicitness(z, f)["explicitness"] > 0.99
+    kept = metrics.modularity_explicitness(grid["perfect"], f)["explicitness"]
+    assert metrics.modularity_explicitness(z, f)["explicitness"] == pytest.approx(kept, abs=0.02)
     assert metrics.mig(z, f) < 0.3 < metrics.mig(grid["perfect"], f)
     # Tree classifiers are axis-bound: DCI informativeness drops too (why it is not in ROTATION_FREE).
     assert metrics.dci(z, f)["informativeness"] < 0.9

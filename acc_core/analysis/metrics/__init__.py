@@ -30,8 +30,8 @@ from acc_core.analysis.metrics.sap import sap
 # beta-VAE score are often called rotation-free, but their classifiers are not: trees split on
 # one axis at a time and the beta-VAE feature is a per-axis |z1 - z2|. Measured on a perfect
 # 6-factor code (10,000 points) and a random rotation of it, DCI informativeness falls from 1.00
-# to 0.70 (fast mode; 0.46 with the reference trees on 3,000 points) and the beta-VAE score
-# from 1.00 to 0.85, while explicitness stays at 1.00 (tests/test_metrics.py).
+# to 0.55 (fast mode; 0.46 with the reference trees on 3,000 points) and the beta-VAE score
+# from 1.00 to 0.90, while explicitness stays at 0.96 (tests/test_metrics.py checks the pattern).
 SCORES = {
     "mig": ("MIG", True),
     "sap": ("SAP", True),

@@ -14,7 +14,8 @@ import warnings
 
 import numpy as np
 
-from acc_core.analysis.metrics._common import NUM_BINS, SEED, check, split, varying
+from acc_core.analysis.metrics._common import (NUM_BINS, SEED, check, logistic_regression, split,
+                                              varying)
 
 BATCH = 64  # the reference's batch_size for both scores
 NUM_TRAIN, NUM_EVAL = 10_000, 5_000  # votes / training points, as the reference
@@ -71,7 +72,6 @@ def beta_vae(codes, factors, *, num_train: int = NUM_TRAIN, num_eval: int = NUM_
     """codes (N, D), factors (N, K) -> {score (eval accuracy), train_accuracy}: a logistic
     regression predicts which factor a batch of pairs shared from the mean |z1 - z2|."""
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
 
     codes, factors = check(codes, factors)
     factors = factors[:, varying(factors)]
@@ -101,7 +101,7 @@ def beta_vae(codes, factors, *, num_train: int = NUM_TRAIN, num_eval: int = NUM_
     x_te, y_te = points(test, num_eval)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        clf = LogisticRegression(random_state=seed).fit(x_tr, y_tr)
+        clf = logistic_regression(seed).fit(x_tr, y_tr)
     return {"score": float(clf.score(x_te, y_te)), "train_accuracy": float(clf.score(x_tr, y_tr))}
 
 

@@ -15,7 +15,8 @@ import warnings
 
 import numpy as np
 
-from acc_core.analysis.metrics._common import NUM_BINS, check, discretize, mi_matrix, split, varying
+from acc_core.analysis.metrics._common import (NUM_BINS, check, discretize, logistic_regression,
+                                              mi_matrix, split, varying)
 
 
 def modularity_from_mi(m: np.ndarray) -> float:
@@ -33,13 +34,12 @@ def modularity_from_mi(m: np.ndarray) -> float:
 
 def _explicitness(x_tr, y_tr, x_te, y_te) -> tuple[float, float]:
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.preprocessing import label_binarize
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        clf = LogisticRegression().fit(x_tr, y_tr)
+        clf = logistic_regression().fit(x_tr, y_tr)
     classes = clf.classes_
 
     def auc(x, y):
