@@ -14,6 +14,7 @@ import numpy as np
 import streamlit as st
 
 import common
+import seeds_view
 
 st.set_page_config(page_title="ACC explorer", page_icon=":material/autorenew:", layout="wide")
 
@@ -86,6 +87,7 @@ def home() -> None:
     else:
         st.info("No runs yet. Start on the **Train** page: the quick preset trains on this "
                 "machine's CPU in a few minutes.")
+    seeds_view.sweeps_section()
 
     st.subheader("Where to start")
     c1, c2, c3 = st.columns(3)

@@ -12,6 +12,7 @@ import streamlit as st
 
 import common
 import figures
+import seeds_view
 
 # Noise relative to each run's own scale: 10^-1 .. 10^1 times it, 4 per decade.
 MULTIPLIERS = [float(s) for s in np.round(np.logspace(-1, 1, 9), 4)]
@@ -98,6 +99,10 @@ def page() -> None:
                 chosen.append(r.run_id)
                 seen.add(r.config.train.method)
     heatmap_section(chosen)
+    if st.toggle("Seeds as distributions", key="c_seeds",
+                 help="Every finished seed of each chosen configuration, as violins (the ACC "
+                      "paper's Figure 3c), with mean ± sd."):
+        seeds_view.compare_seeds_section(chosen, runs)
     projection_section(chosen)
 
 

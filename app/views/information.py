@@ -10,27 +10,17 @@ papers' 3x32 classifiers.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import streamlit as st
 
 import common
 import figures
+import seeds_view
+from seeds_view import same_but_seed
+
 
 def sigma_label(s: float) -> str:
     return f"{s:.3g}"
-
-
-def same_but_seed(rec, runs: list) -> list:
-    """Finished runs whose config equals `rec`'s except for the seed (including `rec`)."""
-    def key(r):
-        d = r.config.to_dict()
-        d["train"].pop("seed")
-        return json.dumps(d, sort_keys=True)
-
-    k = key(rec)
-    return [r for r in runs if r.status == "done" and key(r) == k]
 
 
 def mi_bars(names, mi, entropy, inactive, sigma):
@@ -135,23 +125,13 @@ def noise_section(run_id: str, seed_group: list[str], rep=None) -> None:
     st.subheader("Across seeds")
     if len(seed_group) < 2:
         st.caption("Only one finished seed of this configuration. Launch more seeds from the "
-                   "Train page (e.g. '0-4') to see how much the result varies.")
+                   "Train page (e.g. '0-4') or with `acc sweep --seeds 0-9` to see how much "
+                   "the result varies.")
         return
-    import pandas as pd
-    import plotly.express as px
-
-    rows = []
-    for rid in seed_group:
-        seed = common.get_run(rid).config.train.seed
-        vals = common.mi_at(root, rid, sigma, rep=rep)
-        rows += [{"factor": n, "MI (nats)": float(v), "seed": seed} for n, v in zip(names, vals)]
-    fig = px.violin(pd.DataFrame(rows), x="factor", y="MI (nats)", points="all",
-                    hover_data=["seed"],
-                    title=f"MI at σ = {sigma_label(sigma)} over {len(seed_group)} seeds")
-    fig.update_traces(pointpos=0, jitter=0.3, marker=dict(size=7, color="#d62728"))
-    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10))
-    st.plotly_chart(fig, key="i_violin")
-    st.caption("Runs identical but for the seed; each dot is one seed.")
+    group = {"title": f"{len(seed_group)} seeds of this configuration", "inactive": inactive,
+             **seeds_view.seed_values(seed_group, lambda rid: sigma, rep=rep)}
+    seeds_view.show_seed_spread([group], key="i_violin",
+                                title=f"MI at σ = {sigma_label(sigma)} over {len(seed_group)} seeds")
 
 
 @st.fragment
