@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -46,10 +47,29 @@ def shipped(name: str) -> Path | None:
     return d if (d / "config.json").exists() else None
 
 
-def seed_runs(name: str) -> list[Path]:
-    """The main run (seed 0) and its light seed copies, those present."""
-    names = [name] + [f"{name}-seed{k}" for k in range(1, pretrained.SEEDS)]
-    return [d for d in map(shipped, names) if d is not None]
+def seed_runs(name: str, store=None) -> list[Path]:
+    """The main run (seed 0) and every other seed of its configuration that exists: the
+    shipped '<name>-seedN' copies, however many, and with `store` (a RunStore) the finished
+    runs there identical to it but for the seed (e.g. `acc sweep --seeds 0-49`); one per seed."""
+    main = shipped(name)
+    if main is None:
+        return []
+    copies = [d for d in pretrained_dir().glob(f"{name}-seed*")
+              if re.fullmatch(rf"{re.escape(name)}-seed\d+", d.name) and shipped(d.name)]
+    runs = [main] + sorted(copies, key=lambda d: int(d.name.rsplit("seed", 1)[1]))
+    if store is not None:
+        def key(cfg):
+            d = cfg.to_dict()
+            d["train"].pop("seed")
+            return json.dumps(d, sort_keys=True)
+
+        want = key(RunConfig.from_json((main / "config.json").read_text()))
+        runs += [r.dir for r in store.list_runs(status="done", include_pretrained=False)
+                 if key(r.config) == want]
+    by_seed: dict[int, Path] = {}
+    for d in runs:  # the shipped copy of a seed first
+        by_seed.setdefault(RunConfig.from_json((d / "config.json").read_text()).train.seed, d)
+    return list(by_seed.values())
 
 
 def _mean_sd(values) -> dict:
@@ -64,10 +84,10 @@ def rms_radius(u: np.ndarray) -> float:
     return float(np.sqrt((x * x).sum(1).mean()))
 
 
-def scenario_table() -> dict:
+def scenario_table(store=None) -> dict:
     out = {}
     for name, title in SCENARIOS.items():
-        runs = seed_runs(name)
+        runs = seed_runs(name, store)
         if not runs:
             continue
         reps = [evaluate.report(r) if not (r / "eval" / "report.json").exists()
@@ -481,9 +501,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-png", action="store_true")
     ap.add_argument("--mc-trials", type=int, default=2000)
+    ap.add_argument("--seeds-from-store", action="store_true",
+                    help="Figure 3c: add the finished seeds in the run store (ACC_HOME) of each "
+                         "scenario, e.g. from `acc sweep --seeds 0-49`, to the shipped ones")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    table, temps = scenario_table(), temperature_table()
+    store = None
+    if args.seeds_from_store:
+        from acc_core.store import RunStore
+
+        store = RunStore()
+    table, temps = scenario_table(store), temperature_table()
     style, split = digit_style(), shape_split()
     mc = random_loss(args.mc_trials)
     two_d = shipped("shapes3d-wall-hue-2d")

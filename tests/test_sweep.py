@@ -250,3 +250,25 @@ def test_ray_trials_without_a_shared_store_return_their_run_folders(tmp_path, re
         assert_same_run(rec.dir, reference[cfg.run_id])
     assert not [p for p in store.root.iterdir() if p.name.startswith(".")]
     assert not any((Path("/tmp") / "acc-sweep" / c.run_id).exists() for c in cfgs)
+
+
+def test_the_report_uses_every_seed_there_is(acc_home):
+    """docs/make_reproduction.py: Figure 3c takes however many seeds exist, shipped and (with
+    --seeds-from-store) a sweep's in the run store, one per seed."""
+    from acc_core import pretrained
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs"))
+    import make_reproduction as mr
+
+    shipped = mr.seed_runs("shapes3d-wall-hue")
+    assert len(shipped) >= pretrained.SEEDS
+    store = RunStore(acc_home)
+    cfg = pretrained.scenarios()["shapes3d-wall-hue"][0]
+    for seed in (1, 7, 8):  # seed 1 is shipped already: counted once
+        rec = store.submit(cfg.replace(train=dataclasses.replace(cfg.train, seed=seed)))
+        store.claim(rec.run_id, "test", os.getpid())
+        store.finish(rec.run_id, "done", step=cfg.train.steps)
+    runs = mr.seed_runs("shapes3d-wall-hue", store)
+    assert len(runs) == len(shipped) + 2
+    assert {store.root / r.run_id for r in store.list_runs(include_pretrained=False)
+            if r.config.train.seed in (7, 8)} <= set(runs)
