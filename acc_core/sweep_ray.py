@@ -59,29 +59,49 @@ def connect(address: str | None = None, cpus: int | None = None):
     if ray.is_initialized():
         yield ray
         return
+    temp = None
     if address:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-        try:
-            yield ray
-        finally:
-            ray.shutdown()
-        return
-    from ray._private import ray_constants
-
-    temp = tempfile.mkdtemp(prefix="acc-ray-")  # short: Ray's socket paths must fit in 107 bytes
-    # ray.init turns 127.0.0.1 into the host's address (for clusters); with clusters off it
-    # keeps it, and every Ray server then listens on the loopback interface only.
-    cluster = ray_constants.ENABLE_RAY_CLUSTER
-    ray_constants.ENABLE_RAY_CLUSTER = False
+        kw = {"address": address}
+    else:
+        temp = tempfile.mkdtemp(prefix="acc-ray-")  # short: socket paths must fit in 107 bytes
+        kw = {"num_cpus": cpus or os.cpu_count() or 1, "include_dashboard": False,
+              "_node_ip_address": "127.0.0.1", "object_store_memory": OBJECT_STORE_MB << 20,
+              "_temp_dir": temp}
     try:
-        ray.init(num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
-                 _node_ip_address="127.0.0.1", object_store_memory=OBJECT_STORE_MB << 20,
-                 _temp_dir=temp, logging_level=logging.ERROR, log_to_driver=False)
+        with _loopback(not address or _is_local(address)):
+            ray.init(**kw, logging_level=logging.ERROR if temp else logging.WARNING,
+                     log_to_driver=False)
+    except (ConnectionError, TimeoutError) as e:
+        if temp:
+            shutil.rmtree(temp, ignore_errors=True)
+        raise ValueError(f"cannot reach the Ray cluster at {address} ({str(e).splitlines()[0]});"
+                         " check the address, that the head node runs `ray start --head`, and "
+                         "its token (RAY_AUTH_MODE, RAY_AUTH_TOKEN)") from None
+    try:
         yield ray
     finally:
-        ray_constants.ENABLE_RAY_CLUSTER = cluster
         ray.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
+        if temp:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _is_local(address: str) -> bool:
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
+    return host in ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+@contextlib.contextmanager
+def _loopback(on: bool):
+    """ray.init turns a loopback address into the host's (for clusters); with clusters off it
+    keeps 127.0.0.1, and the Ray it starts listens on the loopback interface only."""
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = before and not on
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
 
 
 def trial(root: str, config_json: str, shared: bool, device, threads: int) -> dict:
