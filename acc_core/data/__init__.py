@@ -18,6 +18,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     "shapes3d": ("acc_core.data.shapes3d", "load_shapes3d"),
     "mnist": ("acc_core.data.mnist", "load_mnist"),
     "digits": ("acc_core.data.digits", "load_digits"),
+    "digits-colored": ("acc_core.data.digits_colored", "load_digits_colored"),
 }
 
 _CACHE: dict[tuple, FactorDataset] = {}

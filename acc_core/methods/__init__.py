@@ -19,6 +19,8 @@ _MODULES: dict[str, str] = {
     "beta_vae": "acc_core.methods.vae",
     "ml_vae": "acc_core.methods.vae",
     "ada_gvae": "acc_core.methods.vae",
+    "mixing": "acc_core.methods.mixing",
+    "rci": "acc_core.methods.rci",
 }
 _LOADED: dict[str, Method] = {}
 
