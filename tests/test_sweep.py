@@ -213,13 +213,14 @@ def test_ray_sweep_survives_a_killed_trial_and_equals_one_by_one(tmp_path, refer
     killed: dict = {}
 
     def kill_one(p: sweep_run.Progress) -> None:
-        """SIGKILL the first trial found past its first checkpoint and well before its end
-        (its step read from its log, written every step; the heartbeat lags by a second)."""
+        """SIGKILL the first trial found past its first checkpoint (a step after it logged: the
+        checkpoint is written after its step's log record) and well before its end (the step
+        read from the log, written every step; the heartbeat lags by a second)."""
         if killed:
             return
         for r in store.list_runs(status="running", include_pretrained=False):
             log = rundir.read_log(r.dir)
-            if log and EVERY <= log[-1]["step"] <= STEPS - 30 and r.worker_pid != os.getpid():
+            if log and EVERY < log[-1]["step"] <= STEPS - 30 and r.worker_pid != os.getpid():
                 os.kill(r.worker_pid, signal.SIGKILL)
                 killed.update(run_id=r.run_id, at=time.time())
                 return
