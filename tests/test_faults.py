@@ -112,7 +112,8 @@ METHOD_TINY = ["--data", "shapes3d-procedural", "--preset", "quick", "--steps", 
                "--checkpoint-every", "2", "--seed", "3"]
 
 
-@pytest.mark.parametrize("method", ["hue_infonce", "lord", "beta_vae", "ml_vae", "ada_gvae"])
+@pytest.mark.parametrize("method", ["hue_infonce", "lord", "beta_vae", "ml_vae", "ada_gvae",
+                                    "mixing", "rci"])
 def test_every_method_survives_sigkill_and_resumes_to_the_same_weights(method, tmp_path):
     """ACC is covered case by case above; each other method is killed once, just after its
     first checkpoint, and resumed by the very next command."""

@@ -202,19 +202,25 @@ def test_chunk_map_finds_the_chunk_that_holds_a_factor():
 
 # ----- the cached evaluation ------------------------------------------------------------------------------
 def test_swap_grid_cells_decode_a_with_chunk_i_from_b():
-    from acc_core.methods.mixing_eval import swap_grids
+    from acc_core.methods.mixing_eval import swap_cells, swap_grid
 
     model = tiny_model().eval()
     xa, xb = torch.rand(2, 3, 16, 16), torch.rand(3, 3, 16, 16)
-    grids = swap_grids(model, xa, xb, mixing.CHUNKS, 2)
-    assert grids.shape == (mixing.CHUNKS, 3, 4, 16, 16, 3) and grids.dtype == np.uint8
+    cells = swap_cells(model, xa, xb, mixing.CHUNKS, 2)
+    assert cells.shape == (mixing.CHUNKS, 2, 3, 16, 16, 3) and cells.dtype == np.uint8
     with torch.no_grad():
         fa, fb = model.encoder(xa), model.encoder(xb)
         f = fa[1].clone()
         f[10:12] = fb[2, 10:12]  # chunk 5 of B's image 2 into A's image 1
         want = (model.decoder(f[None])[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    np.testing.assert_array_equal(grids[5, 2, 3], want)
-    np.testing.assert_array_equal(grids[0, 1:, 0], (xa * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    np.testing.assert_array_equal(cells[5, 1, 2], want)
+    u8 = lambda x: (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # noqa: E731
+    grid = swap_grid({"chunk_swap": cells, "chunk_swap_a": u8(xa), "chunk_swap_b": u8(xb)}, 5)
+    assert grid.shape == (3, 4, 16, 16, 3)
+    np.testing.assert_array_equal(grid[2, 3], want)
+    np.testing.assert_array_equal(grid[1:, 0], u8(xa))
+    np.testing.assert_array_equal(grid[0, 1:], u8(xb))
+    assert not grid[0, 0].any()  # the blank corner
 
 
 def test_a_finished_run_caches_the_chunk_matrix_and_swap_grids(tmp_path, acc_home):
@@ -232,5 +238,6 @@ def test_a_finished_run_caches_the_chunk_matrix_and_swap_grids(tmp_path, acc_hom
     assert set(s["map_chunk"]["chunk0"]) == {"digit"} and 0 < s["map_chance"]["digit"] < 0.2
     assert s["map_best_chunk"]["digit"] == max(r["digit"] for r in s["map_chunk"].values())
     assert best_chunks(s)["digit"] in s["map_chunk"]
-    assert ev["images"]["chunk_swap"].shape == (mixing.CHUNKS, mixing.SWAP_DONORS + 1,
-                                                mixing.SWAP_DONORS + 1, 28, 28, 1)
+    assert ev["images"]["chunk_swap"].shape == (mixing.CHUNKS, mixing.SWAP_DONORS,
+                                                mixing.SWAP_DONORS, 28, 28, 1)
+    assert ev["images"]["chunk_swap_a"].shape == (mixing.SWAP_DONORS, 28, 28, 1)

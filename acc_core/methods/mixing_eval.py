@@ -7,7 +7,8 @@ ends (`Method.evaluate_model`) and cached in its folder, so shipped runs without
   code's (`map_code`: how Table 2 scores the plain autoencoder, "one chunk of the same
   dimensionality as the full feature"), and a random ranking's (`map_chance`, the "Random" row).
 - Figures 2, 3 and 5: chunk-swap grids. Grid i (of 8) has image A down the left column and
-  image B along the top row; cell (A, B) decodes A's feature with chunk i taken from B.
+  image B along the top row; cell (A, B) decodes A's feature with chunk i taken from B
+  (`chunk_swap`, with the donors once in `chunk_swap_a` / `_b`; `swap_grid` assembles one).
 """
 
 from __future__ import annotations
@@ -38,22 +39,29 @@ def _encode(model, x: torch.Tensor, chunk: int = 250) -> torch.Tensor:
 
 
 @torch.no_grad()
-def swap_grids(model, xa: torch.Tensor, xb: torch.Tensor, n_chunks: int, chunk_size: int) -> np.ndarray:
-    """xa (R, C, H, W) images A, xb (Q, C, H, W) images B -> uint8 (n_chunks, R + 1, Q + 1, H, W, C):
-    per chunk, the donors on the border (A down column 0, B along row 0, a blank corner) and
-    Dec(f_A with chunk i from f_B) in cell (1 + a, 1 + b)."""
+def swap_cells(model, xa: torch.Tensor, xb: torch.Tensor, n_chunks: int, chunk_size: int) -> np.ndarray:
+    """xa (R, C, H, W) images A, xb (Q, C, H, W) images B -> uint8 (n_chunks, R, Q, H, W, C):
+    cell (i, a, b) decodes A's feature with chunk i taken from B's."""
     fa, fb = model.encoder(xa).float(), model.encoder(xb).float()  # (R, F), (Q, F)
     R, Q = len(xa), len(xb)
-    grids = np.zeros((n_chunks, R + 1, Q + 1, *_to_uint8(xa[:1]).shape[1:]), np.uint8)
+    out = []
     for i in range(n_chunks):
         f = fa[:, None, :].repeat(1, Q, 1)  # (R, Q, F): A's feature in every cell
         s = slice(i * chunk_size, (i + 1) * chunk_size)
         f[:, :, s] = fb[None, :, s]  # chunk i from B
-        cells = model.decoder(f.reshape(R * Q, -1))  # (R*Q, C, H, W)
-        grids[i, 1:, 1:] = _to_uint8(cells).reshape(R, Q, *grids.shape[3:])
-        grids[i, 1:, 0] = _to_uint8(xa)
-        grids[i, 0, 1:] = _to_uint8(xb)
-    return grids
+        cells = _to_uint8(model.decoder(f.reshape(R * Q, -1)))  # (R*Q, H, W, C)
+        out.append(cells.reshape(R, Q, *cells.shape[1:]))
+    return np.stack(out)
+
+
+def swap_grid(images: dict, i: int) -> np.ndarray:
+    """Chunk i's grid from the cached images, (R + 1, Q + 1, H, W, C): A down column 0, B along
+    row 0, a blank corner (the cells and the donors are cached apart, the donors once)."""
+    cells, a, b = images["chunk_swap"][i], images["chunk_swap_a"], images["chunk_swap_b"]
+    R, Q = cells.shape[:2]
+    grid = np.zeros((R + 1, Q + 1, *cells.shape[2:]), np.uint8)
+    grid[1:, 1:], grid[1:, 0], grid[0, 1:] = cells, a, b
+    return grid
 
 
 def evaluate(model, config, dataset, device) -> dict:
@@ -88,9 +96,10 @@ def evaluate(model, config, dataset, device) -> dict:
     }
     donors = rng.choice(len(ds), size=min(2 * SWAP_DONORS, len(ds)), replace=False)
     xd = to_tensor(ds.images(donors), config.data.image_size, device)
-    half = len(xd) // 2
-    grids = swap_grids(model, xd[:half], xd[half:], CHUNKS, model.chunk_size)
-    return {"scores": scores, "images": {"chunk_swap": grids}}
+    xa, xb = xd[:len(xd) // 2], xd[len(xd) // 2:]
+    return {"scores": scores, "images": {
+        "chunk_swap": swap_cells(model, xa, xb, CHUNKS, model.chunk_size),  # (8, R, Q, H, W, C)
+        "chunk_swap_a": _to_uint8(xa), "chunk_swap_b": _to_uint8(xb)}}
 
 
 def best_chunks(scores: dict) -> dict[str, str]:
@@ -100,4 +109,4 @@ def best_chunks(scores: dict) -> dict[str, str]:
     return {f: max(m, key=lambda c: m[c][f]) for f in factors}
 
 
-__all__ = ["best_chunks", "evaluate", "swap_grids"]
+__all__ = ["best_chunks", "evaluate", "swap_cells", "swap_grid"]

@@ -13,6 +13,7 @@ import streamlit as st
 
 import common
 import figures
+import peer_views
 
 ss = st.session_state
 
@@ -101,6 +102,7 @@ def method_views(rec) -> None:
                    "posterior mean, the others held; a dimension that changes one factor "
                    "alone is disentangled.")
         st.image(figures_mosaic(images["traversal"]), width=min(720, 90 * images["traversal"].shape[1]))
+    peer_views.show(ev, figures_mosaic, rec.config.train.method)  # mixing, rci
 
 
 def figures_mosaic(grid: np.ndarray) -> np.ndarray:
