@@ -167,6 +167,8 @@ def cmd_methods(args) -> int:
     w = max(len(r[0]) for r in rows) + 2
     print(f"{'method':<{w}}{'supervision':<13}{'presets':<13}{'representations':<24}what")
     for n, s, r, t in rows:
+        reps = r.split(", ")  # many codes (mixing: code, chunk0 .. chunk7) shown as a range
+        r = r if len(reps) <= 4 else f"{reps[0]}, {reps[1]} .. {reps[-1]}"
         print(f"{n:<{w}}{s:<13}{'quick, paper':<13}{r:<24}{t}")
     return 0
 
