@@ -433,6 +433,10 @@ def build_parser() -> argparse.ArgumentParser:
     from acc_core.sweep_cli import add_parser as add_sweep_parser
 
     add_sweep_parser(sub)
+
+    from acc_core.export_cli import add_parser as add_export_parser
+
+    add_export_parser(sub)
     return p
 
 

@@ -11,7 +11,9 @@ the device's lock. A worker
   pretrained build` share: a side thread writes the heartbeat and progress about once a
   second, so a long snapshot never looks like a death, and reads cancel requests, which stop
   training at the next step;
-- on SIGTERM or SIGINT lets the current step finish, marks the run interrupted and exits.
+- on SIGTERM or SIGINT lets the current step finish, marks the run interrupted and exits;
+- when no run waits, computes the whole-dataset views asked for (`acc_core.largeview`: a
+  request file per run in root/large-requests/, outside the runs table).
 
 Test hook: the environment variable ACC_TRAIN_FN="module:function" replaces
 `acc_core.train.train` (same signature), so tests run a real worker process with a fast fake
@@ -36,6 +38,7 @@ import time
 import uuid
 from pathlib import Path
 
+from acc_core import largeview
 from acc_core.paths import REPO_ROOT, acc_home
 from acc_core.store import RunStore, pid_alive
 
@@ -154,6 +157,10 @@ def run_worker(root=None, *, device: str | None = None, once: bool = False, poll
                 _train_one(store, rec, worker_id, device, train_fn, stop, precompute)
                 idle_since = time.monotonic()
                 continue
+            if largeview.serve_next(store.root, should_stop=lambda: stop.requested,
+                                    device=device):  # whole-dataset views, when none trains
+                idle_since = time.monotonic()
+                continue
             parent_gone = exit_with is not None and not pid_alive(exit_with)
             if once or parent_gone or (idle_exit is not None
                                        and time.monotonic() - idle_since >= idle_exit):
@@ -161,7 +168,8 @@ def run_worker(root=None, *, device: str | None = None, once: bool = False, poll
                 # worker alive (and so started none) must not wait for the next ensure_worker.
                 os.close(fd)
                 fd = None
-                if not store.list_runs(status=("queued", "interrupted"), include_pretrained=False):
+                if not (store.list_runs(status=("queued", "interrupted"), include_pretrained=False)
+                        or largeview.pending(store.root)):
                     break
                 fd = _try_lock(path)
                 if fd is None:
