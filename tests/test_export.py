@@ -5,7 +5,6 @@ pretrained/."""
 from __future__ import annotations
 
 import math
-import subprocess
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -19,7 +18,6 @@ from acc_core.cli import main as acc
 from acc_core.paths import pretrained_dir
 
 RUN = "shapes3d-wall-hue"
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _tree(folder: Path) -> dict:
@@ -134,11 +132,12 @@ def test_any_representation_of_a_light_shipped_run(tmp_path):
     np.testing.assert_allclose(df[cols].to_numpy(), e["u"], rtol=1e-5, atol=1e-6)
 
 
-def test_nothing_is_written_under_pretrained(tmp_path):
-    with pytest.raises(ValueError, match="read-only"):
-        export.write(RUN, "csv", pretrained_dir() / RUN / "eval")
-    assert subprocess.run(["git", "status", "--porcelain", "pretrained"], cwd=REPO,
-                          capture_output=True, text=True).stdout == ""
+def test_nothing_is_written_under_pretrained(tmp_path, shipped_before):
+    for out in (pretrained_dir() / RUN / "eval", pretrained_dir(), pretrained_dir() / "new"):
+        with pytest.raises(ValueError, match="read-only"):
+            export.write(RUN, "csv", out)
+    assert _tree(pretrained_dir() / RUN) == shipped_before
+    assert not (pretrained_dir() / "new").exists()
 
 
 def test_the_cli(tmp_path, capsys):
