@@ -19,8 +19,8 @@ Shapes3D images) is bounded by this path's throughput, so against the plain batc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 import numpy as np
 import torch

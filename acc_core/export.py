@@ -81,7 +81,7 @@ def codes(run, step="final", rep=None, sample: str = "probe") -> dict:
     """{u (N, D), indices (N,), factors (N, K), split, step, rep, run_id, dataset}."""
     if sample not in SAMPLES:
         raise ValueError(f"unknown sample {sample!r}; valid: {', '.join(SAMPLES)}")
-    d, cfg = runview._run(run)
+    _, cfg = runview._run(run)
     if sample == "large":
         from acc_core import largeview
 

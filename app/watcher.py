@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 import common
+import figure_export
 import figures
 
 ss = st.session_state
@@ -67,7 +68,7 @@ def run_panel(run_id: str):
             steps = np.array([r["step"] for r in log])
             loss = np.array([r["loss"] for r in log], dtype=float)
             fig = figures.loss_curve(steps, loss)
-            st.plotly_chart(fig, key=f"loss_{rec.run_id}")
+            figure_export.chart(fig, key=f"loss_{rec.run_id}", name=f"loss-{rec.run_id}")
         else:
             st.caption("The loss curve appears with the first training step.")
     with right:
@@ -90,7 +91,7 @@ def latest_snapshot(rec) -> None:
     fig = figures.scatter_by_factor(p["coords"], p["factors"], ds, ds.factor_names.index(name),
                                    title=f"PCA of the embeddings at step {steps[-1]}", height=320)
     fig.update_layout(dragmode="zoom")
-    st.plotly_chart(fig, key=f"pca_{rec.run_id}")
+    figure_export.chart(fig, key=f"pca_{rec.run_id}", name=f"pca-{rec.run_id}")
 
 
 @st.fragment(run_every=2.0)

@@ -32,11 +32,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from acc_core import embed  # noqa: E402
-from acc_core.config import preset  # noqa: E402
-from acc_core.data.shapes3d_procedural import load_procedural  # noqa: E402
-from acc_core.models import build_encoder  # noqa: E402
-from acc_core.train import pick_device, to_tensor  # noqa: E402
+from acc_core import embed
+from acc_core.config import preset
+from acc_core.data.shapes3d_procedural import load_procedural
+from acc_core.models import build_encoder
+from acc_core.train import pick_device, to_tensor
 
 
 class InMemory:

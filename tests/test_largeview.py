@@ -4,8 +4,10 @@ without weights; the fast embedding path agrees with the training snapshots."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,9 +76,8 @@ def test_a_stopped_job_goes_back_to_the_queue(trained):
     # a claim left by a dead worker is put back too
     running = req.with_suffix(".running")
     os.replace(req, running)
-    running.write_text('{"run_id": "%s", "dir": "%s", "sample_size": 300, '
-                       '"owner": {"pid": 999999999, "host": "%s"}}'
-                       % (rec.run_id, rec.dir, socket.gethostname()))
+    running.write_text(json.dumps({"run_id": rec.run_id, "dir": str(rec.dir), "sample_size": 300,
+                                   "owner": {"pid": 999999999, "host": socket.gethostname()}}))
     largeview._requeue_orphans(req.parent)
     assert req.exists() and not running.exists()
 
@@ -113,3 +114,35 @@ def test_memberships_follow_umaps_fuzzy_set():
     np.testing.assert_allclose(w.sum(1), 1.0)
     assert (np.diff(w[0]) < 0).all()  # nearer landmarks weigh more
     np.testing.assert_allclose(w[1], 0.25)  # equidistant: equal weights
+
+
+def test_the_embeddings_page_requests_and_shows_the_whole_dataset(trained, monkeypatch):
+    """Headless (AppTest): the view asks for the job, then shows the sample once computed;
+    a shipped run without weights says why it cannot."""
+    from streamlit.testing.v1 import AppTest
+
+    from acc_core import worker
+
+    store, rec = trained
+    started = []
+    monkeypatch.setattr(worker, "ensure_worker", lambda *a, **k: started.append(a) or False)
+    monkeypatch.setattr(largejob, "FIT_SIZE", 300)
+    home = str(Path(__file__).resolve().parents[1] / "app" / "Home.py")
+    at = AppTest.from_file(home, default_timeout=120).run()
+    at.switch_page("views/embeddings.py")
+    at.session_state["selected_run"] = rec.run_id
+    at.session_state["e_view"] = "Whole dataset"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.number_input(key=f"w_size_{rec.run_id}").set_value(1000)
+    at.button(key=f"w_go_{rec.run_id}").click().run()
+    assert (largeview.requests_dir(store.root) / f"{rec.run_id}.json").exists() and started
+    assert run_worker(store.root, once=True, poll=0.05, precompute=False) == 0
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = " ".join(c.value for c in at.caption)
+    assert "1,000 of the dataset's 480,000 images" in text and "departure" in text
+
+    light = store.get("shapes3d-wall-hue-lord")
+    at.selectbox(key="e_run").set_value(light.run_id).run()
+    assert any("ships without weights" in i.value for i in at.info)

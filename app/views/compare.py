@@ -11,6 +11,7 @@ import numpy as np
 import streamlit as st
 
 import common
+import figure_export
 import figures
 import seeds_view
 
@@ -149,7 +150,7 @@ def heatmap_section(run_ids: list[str]) -> None:
     fig.update_layout(title=f"I(U + noise; G) at {mult:g} x each run's own noise scale",
                       height=140 + 60 * len(recs),
                       margin=dict(l=10, r=10, t=40, b=10), yaxis=dict(autorange="reversed"))
-    st.plotly_chart(fig, key="c_heatmap")
+    figure_export.chart(fig, key="c_heatmap", name="compare-heatmap")
     st.caption("✕ marks a factor that was inactive (held fixed within a set) in that run. "
                "Rows: run id and name, then the factors held fixed in set A and set B.")
     with st.expander("Table"):
@@ -184,7 +185,7 @@ def projection_section(run_ids: list[str]) -> None:
                     p["coords"], p["factors"], ds, ds.factor_names.index(name), height=340,
                     title=short_label(r) + (f"<br>{name} inactive here" if inactive else ""))
                 fig.update_layout(dragmode="zoom", showlegend=False, title_font_size=12)
-                st.plotly_chart(fig, key=f"c_pca_{r.run_id}")
+                figure_export.chart(fig, key=f"c_pca_{r.run_id}", name=f"compare-pca-{r.run_id}")
 
 
 common.run_page(page)

@@ -12,8 +12,11 @@ import numpy as np
 import streamlit as st
 
 import common
+import export_ui
+import figure_export
 import figures
 import peer_views
+import whole_dataset
 
 ss = st.session_state
 
@@ -44,6 +47,9 @@ def page() -> None:
         return
     root = common.root()
     rep = common.pick_representation(rec, key="e_rep")
+    if whole_dataset.chosen(key="e_view"):  # a large sample instead of the probe subset
+        whole_dataset.view(rec, rep)
+        return
     steps = common.snapshot_steps(root, rec.run_id, rec.step)
     if not steps:
         st.info("This run has no embedding snapshots yet; they appear as it trains.")
@@ -61,8 +67,8 @@ def page() -> None:
                                   value=steps[-1], key=f"e_step_{rec.run_id}")
     inactive = common.inactive_factors(rec.config)
     trained = common.projection(root, rec.run_id, step, method, rep)
-    st.plotly_chart(grid_figure(root, rec.run_id, step, method, rep), key="e_grid",
-                    config={"displayModeBar": False})
+    figure_export.chart(grid_figure(root, rec.run_id, step, method, rep), key="e_grid",
+                        config={"displayModeBar": False}, name=f"embeddings-{method}-step{step}")
     notes = []
     if "explained_variance" in trained:
         ev = np.asarray(trained["explained_variance"], dtype=float)
@@ -74,6 +80,7 @@ def page() -> None:
     st.caption("; ".join(notes) + ".")
 
     look_closer(rec.run_id, step, method, rep)
+    export_ui.downloads(rec, step, rep, key=f"{rec.run_id}_{step}_{rep}")
     method_views(rec)
 
 
@@ -150,8 +157,8 @@ def look_closer(run_id: str, step, method: str, rep: str | None = None) -> None:
     else:
         k = ds.factor_names.index(name)
         fig = figures.scatter_by_factor(trained["coords"], trained["factors"], ds, k, title=title)
-    event = st.plotly_chart(fig, key=f"e_select_{run_id}_{step}_{method}_{rep}", on_select="rerun",
-                            selection_mode=("box", "lasso"))
+    event = figure_export.chart(fig, key=f"e_select_{run_id}_{step}_{method}_{rep}",
+                                on_select="rerun", selection_mode=("box", "lasso"))
     positions = selected_positions(event)
     with c[0]:
         st.metric("selected", len(positions))

@@ -14,6 +14,7 @@ import numpy as np
 import streamlit as st
 
 import common
+import figure_export
 import figures
 import seeds_view
 from seeds_view import same_but_seed
@@ -119,8 +120,10 @@ def noise_section(run_id: str, seed_group: list[str], rep=None) -> None:
                              format_func=sigma_label, key=sigma_key(run_id, rep))
     mi = np.asarray(sweep["mi"], dtype=float)[:, sigmas.index(sigma)]
     left, right = st.columns(2)
-    left.plotly_chart(mi_bars(names, mi, sweep["entropy"], inactive, sigma), key="i_bars")
-    right.plotly_chart(sweep_plot(sweep, inactive, sigma), key="i_sweep")
+    figure_export.chart(mi_bars(names, mi, sweep["entropy"], inactive, sigma), key="i_bars",
+                        where=left, name="mutual-information")
+    figure_export.chart(sweep_plot(sweep, inactive, sigma), key="i_sweep", where=right,
+                        name="noise-sweep")
 
     st.subheader("Across seeds")
     if len(seed_group) < 2:
@@ -183,7 +186,7 @@ def probe_section(run_id: str, rep=None) -> None:
                                [pr[n]["chance"] for n in names], inactive,
                                value_name="probe accuracy", reference_name="chance",
                                y_title="test accuracy", y_range=[0, 1], height=320)
-    st.plotly_chart(fig, key="i_probes")
+    figure_export.chart(fig, key="i_probes", name="probes")
 
 
 common.run_page(page)

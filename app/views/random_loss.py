@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 import common
+import figure_export
 
 SET_SIZES = [2, 4, 8, 16, 32, 64, 128]
 
@@ -80,7 +81,7 @@ def page() -> None:
     fig.update_xaxes(type="log", title="set size N", tickvals=list(sizes_t))
     fig.update_layout(title="ACC loss of two random sets, averaged over draws",
                       yaxis_title="loss", height=420, margin=dict(l=10, r=10, t=40, b=10))
-    st.plotly_chart(fig, key="l_plot")
+    figure_export.chart(fig, key="l_plot", name="loss-of-random-points")
     st.caption(f"For scale: an embedding that cannot tell points apart has loss log N "
                f"({np.log(sizes_t[-1]):.2f} at N = {sizes_t[-1]}). Where the curves of more "
                "dimensions lie lower, an extra independent factor lowers the loss. Hover for "

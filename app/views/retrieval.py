@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 import common
+import figure_export
 import figures
 
 ss = st.session_state
@@ -113,7 +114,7 @@ def page() -> None:
                                value_name="neighbour agreement", reference_name="chance",
                                y_title="fraction sharing the value", y_range=[0, 1],
                                height=320)
-    st.plotly_chart(fig, key="r_agree")
+    figure_export.chart(fig, key="r_agree", name="knn-agreement")
 
     if not ds.is_grid:
         st.subheader("Per-class retrieval grid")
