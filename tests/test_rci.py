@@ -217,6 +217,6 @@ def test_a_tiny_invariance_run_caches_its_accuracies(tmp_path, acc_home):
     for split in ("seen", "unseen"):
         assert 0 <= s[f"worst_group_accuracy_{split}"] <= s[f"accuracy_{split}"] <= 1
     grid = ev["images"]["zp_transfer_grid"]
-    assert grid.shape == (6, 6, 28, 28, 3) and grid.dtype == np.uint8
+    assert grid.shape == (5, 5, 28, 28, 3) and grid.dtype == np.uint8
     log = rundir.read_log(tmp_path / "run")
     assert all(r["k"] >= 1 for r in log if "k" in r)

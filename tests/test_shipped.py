@@ -75,10 +75,11 @@ def test_a_shipped_run_opens_by_loading_only(name, nothing_heavy):
 
 @pytest.mark.parametrize("name", sorted(pretrained.method_scenarios()))
 def test_peer_method_runs_ship_their_own_evaluation(name):
-    """LORD's content transfer and the VAEs' traversals come with the run: no weights needed."""
+    """LORD's content transfer, the VAEs' traversals, the mixing autoencoder's chunk swaps and
+    rci's z_p / z_n transfer come with the run: no weights needed."""
     ev = evaluate.model_eval(SHIPPED / name)
     assert ev is not None, f"{name} has no model evaluation"
-    assert {"transfer_grid", "traversal"} & set(ev["images"])
+    assert {"transfer_grid", "traversal", "chunk_swap", "zp_transfer_grid"} & set(ev["images"])
     if name.endswith("-lord") and name.startswith("shapes3d"):  # the grid holds every truth
         s = ev["scores"]
         for k in ("content_transfer_mse", "baseline_class_donor_mse", "baseline_content_donor_mse"):

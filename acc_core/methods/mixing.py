@@ -42,7 +42,7 @@ CHUNKS = 8  # section 3.2: "We separate it into 8 chunks"
 REPRESENTATIONS = ("code",) + tuple(f"chunk{i}" for i in range(CHUNKS))
 REDUCTIONS = ("sum", "mean")
 EVAL_SEED = 2_018_003  # the evaluation images and the chunk-swap donors
-SWAP_DONORS = 4  # rows (image A) and columns (image B) of each chunk-swap grid
+SWAP_DONORS = 3  # rows (image A) and columns (image B) of each chunk-swap grid
 
 DEPARTURES: tuple[str, ...] = (
     "One optimiser step updates every network at once from the same batch (the discriminator "

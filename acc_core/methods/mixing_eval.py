@@ -8,7 +8,8 @@ ends (`Method.evaluate_model`) and cached in its folder, so shipped runs without
   dimensionality as the full feature"), and a random ranking's (`map_chance`, the "Random" row).
 - Figures 2, 3 and 5: chunk-swap grids. Grid i (of 8) has image A down the left column and
   image B along the top row; cell (A, B) decodes A's feature with chunk i taken from B
-  (`chunk_swap`, with the donors once in `chunk_swap_a` / `_b`; `swap_grid` assembles one).
+  (`chunk_swap`, at 32 levels per channel for display, with the donors once in `chunk_swap_a`
+  / `_b`; `swap_grid` assembles one).
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ EVAL_IMAGES = 1000  # images ranked per query: as the shipped runs' probe subset
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
     """(..., C, H, W) in [0, 1] -> uint8 (..., H, W, C)."""
     return (x.float().clamp(0, 1) * 255).round().to(torch.uint8).movedim(-3, -1).cpu().numpy()
+
+
+def display_levels(img: np.ndarray, levels: int = 32) -> np.ndarray:
+    """uint8 images kept for display only, at `levels` values per channel (the centre of each
+    bin): decoded images are noisy and compress 4x better so, which keeps shipped runs small."""
+    step = 256 // levels
+    return (img // step * step + step // 2).astype(np.uint8)
 
 
 def _eval_dataset(config, dataset):
@@ -98,7 +106,7 @@ def evaluate(model, config, dataset, device) -> dict:
     xd = to_tensor(ds.images(donors), config.data.image_size, device)
     xa, xb = xd[:len(xd) // 2], xd[len(xd) // 2:]
     return {"scores": scores, "images": {
-        "chunk_swap": swap_cells(model, xa, xb, CHUNKS, model.chunk_size),  # (8, R, Q, H, W, C)
+        "chunk_swap": display_levels(swap_cells(model, xa, xb, CHUNKS, model.chunk_size)),  # (8, R, Q, H, W, C)
         "chunk_swap_a": _to_uint8(xa), "chunk_swap_b": _to_uint8(xb)}}
 
 
@@ -109,4 +117,4 @@ def best_chunks(scores: dict) -> dict[str, str]:
     return {f: max(m, key=lambda c: m[c][f]) for f in factors}
 
 
-__all__ = ["best_chunks", "evaluate", "swap_cells", "swap_grid"]
+__all__ = ["best_chunks", "display_levels", "evaluate", "swap_cells", "swap_grid"]

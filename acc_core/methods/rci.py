@@ -218,8 +218,8 @@ class Rci(Method):
             # decodes three times as many codes as a VAE step
             cfg = _quick_base(source, "rci", RciParams(batch_size=32), steps_shapes=800,
                               steps_digits=800)
-            # a 500-image probe: three codes shipped for three scenarios within the size budget
-            return cfg.replace(train=dataclasses.replace(cfg.train, probe_size=500))
+            # a 400-image probe: three codes shipped for three scenarios within the size budget
+            return cfg.replace(train=dataclasses.replace(cfg.train, probe_size=400))
         raise ValueError(f"unknown preset {name!r}; valid: paper, quick")
 
     # ----- training ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import torch
 
 EVAL_SEED = 2_022_004
 EVAL_IMAGES = 2000  # per split (seen / unseen)
-GRID = 5  # donors per side of the transfer grid
+GRID = 4  # donors per side of the transfer grid
 
 
 def _groups_accuracy(pred: np.ndarray, truth: np.ndarray, groups: np.ndarray) -> tuple[float, float, int]:
@@ -53,6 +53,7 @@ def _to_uint8(logits: torch.Tensor) -> np.ndarray:
 def evaluate(model, config, dataset, device) -> dict:
     from acc_core import data as data_sources
     from acc_core.methods.lord import class_ids
+    from acc_core.methods.mixing_eval import display_levels
     from acc_core.sets import _normalise_held_out
     from acc_core.train import to_tensor
 
@@ -99,7 +100,7 @@ def evaluate(model, config, dataset, device) -> dict:
         cells = _to_uint8(model.vae.decode(z.reshape(R * C, -1)))
     h, w, ch = cells.shape[1:]
     grid = np.zeros((R + 1, C + 1, h, w, ch), np.uint8)
-    grid[1:, 1:] = cells.reshape(R, C, h, w, ch)
+    grid[1:, 1:] = display_levels(cells.reshape(R, C, h, w, ch))  # 32 levels: display only
     grid[1:, 0] = (xr * 255).round().to(torch.uint8).movedim(1, -1).cpu().numpy()
     grid[0, 1:] = (xc * 255).round().to(torch.uint8).movedim(1, -1).cpu().numpy()
     return {"scores": scores, "images": {"zp_transfer_grid": grid}}
