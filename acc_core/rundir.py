@@ -10,6 +10,7 @@
                            method's first representation), `rep_<name>` for the others,
                            `indices`, `factors`, `step`
       eval/                cached analyses (acc_core.evaluate)
+      eval/large/          the whole-dataset view's sample, its layout in acc_core.largeview
       meta.json            present only in a shipped run (pretrained/<name>/): marks it read-only
 
 Everything else reads and writes these through this module (train, store, evaluate,

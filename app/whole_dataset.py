@@ -51,6 +51,9 @@ def view(rec, rep) -> None:
         request_panel(rec)
         return
     atlas(rec, rep)
+    import export_ui
+
+    export_ui.downloads(rec, "final", rep, sample="large", key=f"large_{rec.run_id}_{rep}")
     with st.expander("Embed a sample of another size"):
         request_form(rec, again=True)
 
