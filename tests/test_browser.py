@@ -383,6 +383,64 @@ def test_a_lord_run_from_the_train_page_on_every_page(server, browser):
         raise
 
 
+def test_mixing_and_rci_from_the_train_page_beside_acc(server, browser):
+    """The last two peers as a new user meets them: train each for a few steps from the Train
+    page, open its own views on Embeddings (the mixing autoencoder's chunk x factor matrix and
+    chunk-swap grid, rci's invariance scores), then compare both with the shipped ACC run."""
+    url, home = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    prefixes = []
+    try:
+        for method, title, says, views in (
+                ("mixing", "^Mixing autoencoder", "Unsupervised", ("Chunk x factor mAP", "Chunk swap")),
+                ("rci", "^Reconstruction \\+ contrast", "exactly", ("Invariance (seed 004, Table 1)",
+                                                                    "z_p / z_n transfer"))):
+            page.goto(f"{url}/train")
+            page.get_by_role("button", name="Launch").wait_for()
+            assert pick(page, "Method", re.compile(title))
+            settle(page)
+            info = page.locator('[data-testid="stAlertContentInfo"]', has_text=f"Supervision ({method})")
+            info.first.wait_for()
+            assert says in info.first.inner_text()
+            fill_number(page, "Steps", "6")
+            page.get_by_text("Advanced").click()
+            for label, value in [("Snapshot every (steps)", "3"), ("Probe subset size", "200")]:
+                fill_number(page, label, value)
+            no_errors(page)
+            page.get_by_role("button", name="Launch").click()
+            page.get_by_text("Queued 1 run(s).").wait_for()
+            settle(page)
+            watched = page.get_by_role("combobox", name="Watch run").first.input_value()
+            assert f" {method} " in f" {watched} "
+            page.get_by_text("Done. Explore it on the other pages.").wait_for(timeout=TIMEOUT_MS)
+            prefixes.append(watched.rsplit("·", 1)[-1].strip())
+
+            open_page(page, url, "embeddings")
+            settle(page)
+            no_errors(page)
+            for heading in views:
+                page.get_by_role("heading", name=heading).first.wait_for()
+            if method == "mixing":  # the matrix is drawn, and another chunk's grid opens
+                page.locator(".js-plotly-plot .gtitle", has_text="Chunk x factor mAP").first.wait_for()
+                page.get_by_text(re.compile(r"^chunk 3( \(|$)")).first.click()
+                settle(page)
+                assert page.get_by_text("chunk 3 taken from B").count() == 1
+            page.get_by_text("Departures from the paper" if method == "mixing"
+                             else "Choices the paper leaves open").first.wait_for()
+            no_errors(page)
+        open_page(page, url, f"compare?runs={','.join(prefixes)},shapes3d-wall-hue")
+        settle(page)
+        no_errors(page)
+        heat = page.locator(".js-plotly-plot").first.inner_text()
+        assert "(mixing)" in heat and "(rci)" in heat and "(acc)" in heat
+    except BaseException:
+        shot = home.parent / "failure-mixing-rci.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"the page at failure: {shot}; server log: {home.parent / 'streamlit.log'}")
+        raise
+
+
 def test_leaderboard_opens_fast_and_its_links_open_the_runs(server, browser):
     """The leaderboard of the shipped runs opens in under 5 s; a row's link opens Compare."""
     url, home = server
