@@ -16,6 +16,9 @@ from acc_core import largeview
 VIEWS = ("Probe subset", "Whole dataset")
 SHOWN = 48  # images of a selection shown at once
 PENDING = ("queued", "running", "interrupted")  # an interrupted job is back in the queue
+# Streamlit sends the whole table to the browser on every rerun (each new selection), and
+# caps a message at 200 MB: the neighbour lists, half the table, go only up to this size.
+NEIGHBOURS_UP_TO = 150_000
 
 
 def chosen(key: str) -> bool:
@@ -104,7 +107,7 @@ def follow(run_id: str) -> None:
     st.progress(done / total if total else 0.0, text=text)
 
 
-@st.cache_data(show_spinner="Building the table…", max_entries=8)
+@st.cache_resource(show_spinner="Building the table…", max_entries=4)  # not copied per run
 def table(root: str, run_id: str, rep: str | None, version: float):
     """(atlas frame with neighbours, query frame without): one row per image of the sample."""
     import pandas as pd
@@ -119,6 +122,8 @@ def table(root: str, run_id: str, rep: str | None, version: float):
     frame = pd.DataFrame({"__row_index__": np.arange(len(e["indices"]), dtype=np.int64),
                           "x": e["xy"][:, 0], "y": e["xy"][:, 1],
                           "image_index": e["indices"], **labels, "text": text})
+    if len(frame) > NEIGHBOURS_UP_TO:
+        return frame, frame
     neighbours = [{"ids": ids.tolist(), "distances": d.tolist()}
                   for ids, d in zip(e["nn"], np.round(e["nnd"], 4))]
     return frame.assign(neighbors=neighbours), frame
@@ -150,7 +155,8 @@ def atlas(rec, rep) -> None:
     m = largeview.manifest(rec)
     version = (largeview.cache_dir(rec) / largeview.MANIFEST).stat().st_mtime
     shown, frame = table(common.root(), rec.run_id, rep, version)
-    value = embedding_atlas(shown, x="x", y="y", text="text", neighbors="neighbors",
+    nb = "neighbors" if "neighbors" in shown else None
+    value = embedding_atlas(shown, x="x", y="y", text="text", neighbors=nb, labels="disabled",
                             show_table=False, key=f"w_atlas_{rec.run_id}_{rep}_{version}") or {}
     st.caption(describe(m, rec, rep))
     predicate = value.get("predicate")
@@ -182,4 +188,7 @@ def describe(m: dict, rec, rep) -> str:
                else "") + f"). UMAP of {m['fit_size']:,} of them; the others placed at the "
             "membership-weighted mean of their 10 nearest fitted points, as umap-learn's "
             "transform starts, without its refinement epochs (a departure from a full UMAP). "
-            f"Neighbours: the {m['neighbours']} nearest in the code space.")
+            f"Neighbours: the {m['neighbours']} nearest in the code space"
+            + ("." if m["n"] <= NEIGHBOURS_UP_TO else
+               f", shown for samples of up to {NEIGHBOURS_UP_TO:,} images (the table goes "
+               "to the browser with every selection)."))
