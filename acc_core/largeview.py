@@ -62,7 +62,7 @@ def requests_dir(root=None) -> Path:
 def cannot_embed(run) -> str | None:
     """Why the run's whole dataset cannot be embedded (one sentence with what to do), or None."""
     d, cfg = runview._run(run)
-    step = rundir.checkpoint_step(d)
+    step = _checkpoint_step(d)
     if rundir.is_shipped(d) and not rundir.checkpoint_path(d).exists():
         name = rundir.read_meta(d).get("name", d.name)
         return (f"the shipped run {name} ships without weights (no checkpoint.pt), so only its "
@@ -74,6 +74,20 @@ def cannot_embed(run) -> str | None:
         return (f"this run's last checkpoint is at step {step} of {cfg.train.steps}; the whole-"
                 "dataset view embeds the final network, so wait until the run is done")
     return None
+
+
+def _checkpoint_step(d: Path) -> int | None:
+    """The checkpoint's step, read once per file version (pages ask every second)."""
+    path = rundir.checkpoint_path(d)
+    try:
+        return _step_of(str(path), path.stat().st_mtime_ns)
+    except FileNotFoundError:
+        return None
+
+
+@lru_cache(maxsize=64)
+def _step_of(path: str, mtime: int) -> int | None:
+    return rundir.checkpoint_step(Path(path).parent)
 
 
 def dataset_size(run) -> int:
@@ -221,7 +235,7 @@ def ready(run) -> bool:
     except ValueError:
         return False
     d, _ = runview._run(run)
-    return m.get("step") == rundir.checkpoint_step(d)
+    return m.get("step") == _checkpoint_step(d)
 
 
 def load(run) -> dict:
