@@ -234,8 +234,10 @@ def test_two_ensure_worker_calls_at_once_leave_one_worker(store, monkeypatch):
     try:
         assert any(started)
         wait_for(lambda: worker_alive(store.root), what="a worker to take the lock")
-        time.sleep(1.5)  # a losing worker waits at most LOCK_WAIT_S before it exits
-        pids = worker_pids(store.root)
+        # A losing worker waits at most LOCK_WAIT_S for the lock, then exits; on a loaded
+        # machine its start-up alone can take seconds, so wait for it rather than sleep.
+        pids = wait_for(lambda: (lambda p: p if len(p) == 1 else None)(worker_pids(store.root)),
+                        timeout=60, what="the losing worker to exit")
         assert len(pids) == 1 and workers(store.root)[0]["pid"] == pids[0]
         assert ensure_worker(store.root) is False  # alive: nothing new is started
         rec = store.submit(cfg(3, steps=5))  # the surviving worker trains what is queued
