@@ -61,7 +61,7 @@ def show_mixing(ev: dict, mosaic) -> None:
         st.caption(f"Row: image A (the left column), column: image B (the top row); each cell "
                    f"decodes A's feature with chunk {i} taken from B (seed 003, Figures 2 and 5). A "
                    "chunk that holds one factor changes only that factor of A into B's. (Decoded cells "
-                   "are stored at 32 levels per channel.)")
+                   "are stored at 16 levels per channel.)")
         grid = swap_grid(images, i)
         st.image(mosaic(grid), width=min(640, 90 * grid.shape[1]))
 
@@ -84,7 +84,7 @@ def show_rci(ev: dict, mosaic) -> None:
         st.caption("Row: the image giving z_p (the predictive part); column: the image giving z_n "
                    "(the nuisance part); each cell decodes [z_p of the row, z_n of the column]. A good "
                    "split keeps the row's class and everything else of the column. (Decoded "
-                   "cells are stored at 32 levels per channel.)")
+                   "cells are stored at 16 levels per channel.)")
         g = images["zp_transfer_grid"]
         st.image(mosaic(g), width=min(640, 90 * g.shape[1]))
 

@@ -43,8 +43,11 @@ CHOICES: tuple[str, ...] = (
     "paper's Table 3 baselines (Ada-GVAE, beta-VAE) were measured with.",
     "z_n has 10 dimensions (disentanglement_lib's latent size, so the top-k swap ranks as many "
     "dimensions as Ada-GVAE's threshold does) and z_p 4 (a small code for the class only).",
-    "All weights 1 (alpha, beta, gamma, the KL weight): no value is published, and 1 is the "
-    "plain sum of Eq. 10.",
+    "alpha, gamma and the KL weight are 1 (the plain sum of Eq. 10; no value is published); "
+    "beta, the contrastive loss's weight, is 1,000: the other terms are Bernoulli "
+    "log-likelihoods summed over about 3,000 pixel values per image, of order 10^3, and with "
+    "beta = 1 z_p collapsed to the prior on Table 1's Shapes3D split (its classifier at chance "
+    "after 800 steps), 100 reached 0.87 and 1,000 0.997 on the trained hues.",
     "D of Eq. 6 and 8 is the Bernoulli cross-entropy (summed over pixels, as the reconstruction) "
     "between the decoded swapped code and the image's reconstruction, detached: the "
     "reconstruction is the target, the swapped decoding moves towards it.",
@@ -70,7 +73,7 @@ class RciParams:
     nuisance_dim: int = 10  # |z_n|, disentanglement_lib's latent size
     beta: float = 1.0  # KL weight inside L_VAE (1 = the ELBO of Eq. 1)
     dis_weight: float = 1.0  # alpha of Eq. 10
-    sup_weight: float = 1.0  # beta of Eq. 10
+    sup_weight: float = 1000.0  # beta of Eq. 10: of the reconstruction terms' order (CHOICES)
     zp_weight: float = 1.0  # gamma of Eq. 10
     temperature: float = 0.1  # of the supervised contrastive loss (Khosla et al.)
     divergence: str = "kl"  # "kl" (Eq. 3) or "js" (Eq. 4)

@@ -100,7 +100,7 @@ def evaluate(model, config, dataset, device) -> dict:
         cells = _to_uint8(model.vae.decode(z.reshape(R * C, -1)))
     h, w, ch = cells.shape[1:]
     grid = np.zeros((R + 1, C + 1, h, w, ch), np.uint8)
-    grid[1:, 1:] = display_levels(cells.reshape(R, C, h, w, ch))  # 32 levels: display only
+    grid[1:, 1:] = display_levels(cells.reshape(R, C, h, w, ch))  # 16 levels: display only
     grid[1:, 0] = (xr * 255).round().to(torch.uint8).movedim(1, -1).cpu().numpy()
     grid[0, 1:] = (xc * 255).round().to(torch.uint8).movedim(1, -1).cpu().numpy()
     return {"scores": scores, "images": {"zp_transfer_grid": grid}}
