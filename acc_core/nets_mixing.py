@@ -20,7 +20,7 @@ uses tanh on [-1, 1]). w = 64 is Table 1's width; the quick presets narrow it.
 Normalisation: batch norm in every network, as DCGAN (whose architecture section 3.2 says the
 encoder, decoder and discriminator follow) and as the reference code's discriminator and
 classifier ("AlexNet with batch normalization"); the reference's encoder and decoder use
-instance norm, which runs 5-12x slower than batch norm on a CPU here (PyTorch 2.x). Pooling "p" is 3x3 stride 2, padded by 1 here so that
+instance norm, which runs several times slower than batch norm on a CPU here (PyTorch 2.x). Pooling "p" is 3x3 stride 2, padded by 1 here so that
 32-px inputs keep a 2x2 map before the fully connected layers.
 """
 

@@ -10,6 +10,12 @@ of their final RMS radius), the probe accuracy at that σ, and the kNN (k = 10) 
 of the method's default representation (LORD: content; VAEs: posterior means); LORD's class
 code and ML-VAE's parts as extra rows; LORD's content-transfer MSE with its baselines.
 Writes docs/results/methods.json and prints the markdown tables.
+
+Then the claims of seeds 003 and 004 (docs/peer_claims.py): the mixing autoencoder's Table 2
+ordering with its ablations, and seed 004's Table 1 invariance accuracies. Those runs are not
+shipped; they are read from the run store, and trained first with
+
+    python docs/make_methods_report.py --train   # about 10 minutes on two quiet CPU cores
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ def rows_for(scenario: str) -> list[dict]:
         if not d.exists():
             continue
         cfg = evaluate._run(d)[1]
-        for rep in cfg.method.representations:
+        # the mixing autoencoder's single chunks are in its chunk x factor matrix instead
+        reps = ("code",) if cfg.train.method == "mixing" else cfg.method.representations
+        for rep in reps:
             r = evaluate.report(d, rep=rep)
             out.append({
                 "run": name, "method": cfg.train.method, "representation": rep,
@@ -71,11 +79,14 @@ def table(rows: list[dict], measure: str) -> str:
 
 
 def main() -> None:
+    import peer_claims
+
     results = {s: rows_for(s) for s in SCENARIOS}
+    results["claims"] = peer_claims.claims(train="--train" in sys.argv[1:])
     out = REPO / "docs" / "results" / "methods.json"
     out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     for s, rows in results.items():
-        if not rows:
+        if not rows or s == "claims":
             continue
         print(f"\n### {s}\n")
         for measure, title in (("mi", "MI (nats) at each run's default σ"),
@@ -89,6 +100,8 @@ def main() -> None:
                       f"(returning the content donor {m['baseline_content_donor_mse']:.4f}, "
                       f"the class donor {m['baseline_class_donor_mse']:.4f}; "
                       f"reconstruction {m['reconstruction_mse']:.4f}; {m['pairs']} pairs)\n")
+    print("\n### Seed 003 Table 2 and seed 004 Table 1\n")
+    print(peer_claims.markdown(results["claims"]))
     print(f"wrote {out.relative_to(REPO)}")
 
 

@@ -78,7 +78,7 @@ def evaluate(model, config, dataset, device) -> dict:
     from acc_core.methods.mixing import CHUNKS, EVAL_SEED, SWAP_DONORS
     from acc_core.train import to_tensor
 
-    ds, split = _eval_dataset(config, dataset)
+    ds, _ = _eval_dataset(config, dataset)
     rng = np.random.default_rng(EVAL_SEED)
     idx = np.sort(rng.choice(len(ds), size=min(EVAL_IMAGES, len(ds)), replace=False))
     x = to_tensor(ds.images(idx), config.data.image_size, device)
