@@ -29,7 +29,10 @@ def score_matrix(codes: np.ndarray, factors: np.ndarray, train, test) -> np.ndar
             return 0.0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            clf = LinearSVC(C=0.01, class_weight="balanced").fit(codes[train, d:d + 1], y_tr)
+            # dual=False: the same problem solved in the primal, which for one feature and
+            # thousands of points is twice as fast (the reference ran the dual, the default)
+            clf = LinearSVC(C=0.01, class_weight="balanced", dual=False).fit(
+                codes[train, d:d + 1], y_tr)
         return float(np.mean(clf.predict(codes[test, d:d + 1]) == y_te))
 
     # liblinear releases the GIL: two threads use both cores
