@@ -23,6 +23,7 @@ import torch
 
 from acc_core import data as data_sources
 from acc_core.analysis import metrics
+from acc_core.analysis.metrics import _common as metrics_common
 from acc_core.paths import pretrained_dir
 from acc_core.train import encode_images, load_model
 
@@ -40,6 +41,7 @@ def main() -> None:
                     help="points for the reference DCI (0: skip it)")
     ap.add_argument("--run", default="shapes3d-wall-hue", help="a shipped run with weights")
     args = ap.parse_args()
+    load_start = round(os.getloadavg()[0], 2)
     torch.manual_seed(0)
     model, cfg = load_model(pretrained_dir() / args.run)
     ds = data_sources.load_for(cfg.data)
@@ -49,7 +51,8 @@ def main() -> None:
                                                   cfg.method.representations[0]))
     codes = np.asarray(codes, dtype=np.float64)
     out = {"run": args.run, "n": args.n, "dims": int(codes.shape[1]),
-           "torch_threads": torch.get_num_threads(), "encode_s": round(t_encode, 2),
+           "torch_threads": torch.get_num_threads(),
+           "metric_threads": metrics_common.workers(), "encode_s": round(t_encode, 2),
            "seconds": {}}
     for name, fn in [("mig", metrics.mig), ("sap", metrics.sap), ("dci_fast", metrics.dci),
                      ("modularity_explicitness", metrics.modularity_explicitness),
@@ -71,7 +74,7 @@ def main() -> None:
         fast, t_fast = timed(metrics.dci, codes[:m], factors[:m], mode="fast")
         out["reference"]["dci_fast_same_n_s"] = round(t_fast, 2)
         out["reference"]["speedup_fast_over_reference"] = round(t / t_fast, 1)
-    out["load_average_1min"] = round(os.getloadavg()[0], 2)
+    out["load_average_1min"] = {"start": load_start, "end": round(os.getloadavg()[0], 2)}
     print(json.dumps(out, indent=2))
 
 

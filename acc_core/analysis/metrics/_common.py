@@ -7,6 +7,8 @@ test points (here: a fixed 2:1 split of whatever sample is given), fixed seeds.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 NUM_BINS = 20  # disentanglement_lib's histogram_discretizer.num_bins
@@ -70,6 +72,16 @@ def split(n: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng(seed).permutation(n)
     cut = (2 * n) // 3
     return perm[:cut], perm[cut:]
+
+
+def workers() -> int:
+    """Threads for the classifier fits: liblinear and the tree ensembles release the GIL, so one
+    thread per core (at most 8; ACC_METRIC_THREADS overrides). The scores do not depend on it."""
+    env = os.environ.get("ACC_METRIC_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1)))
 
 
 def varying(factors: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from acc_core.analysis.metrics._common import SEED, check, split, varying
+from acc_core.analysis.metrics._common import SEED, check, split, varying, workers
 
 MODES = ("fast", "reference")
 
@@ -33,8 +33,8 @@ def _classifier(mode: str):
     if mode == "fast":
         from sklearn.ensemble import ExtraTreesClassifier
 
-        return ExtraTreesClassifier(n_estimators=30, max_features=None, max_depth=8, n_jobs=2,
-                                    random_state=SEED)
+        return ExtraTreesClassifier(n_estimators=30, max_features=None, max_depth=8,
+                                    n_jobs=workers(), random_state=SEED)
     raise ValueError(f"unknown DCI mode {mode!r}; choose one of {', '.join(MODES)}")
 
 

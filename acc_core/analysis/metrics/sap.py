@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from acc_core.analysis.metrics._common import check, split, varying
+from acc_core.analysis.metrics._common import check, split, varying, workers
 
 
 def score_matrix(codes: np.ndarray, factors: np.ndarray, train, test) -> np.ndarray:
@@ -35,8 +35,8 @@ def score_matrix(codes: np.ndarray, factors: np.ndarray, train, test) -> np.ndar
                 codes[train, d:d + 1], y_tr)
         return float(np.mean(clf.predict(codes[test, d:d + 1]) == y_te))
 
-    # liblinear releases the GIL: two threads use both cores
-    scores = Parallel(n_jobs=2, prefer="threads")(
+    # liblinear releases the GIL: one thread per core
+    scores = Parallel(n_jobs=workers(), prefer="threads")(
         delayed(one)(d, k) for d in range(d_) for k in range(k_))
     return np.asarray(scores).reshape(d_, k_)
 
