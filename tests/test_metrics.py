@@ -135,3 +135,14 @@ def test_one_factor_and_bad_input():
         metrics.align(np.zeros((30, 2)), "varimax")
     with pytest.raises(ValueError, match="DCI mode"):
         metrics.dci(np.random.default_rng(0).normal(size=(30, 2)), np.zeros((30, 1), dtype=int) + np.arange(30)[:, None] % 2, mode="slow")
+
+
+def test_scores_do_not_depend_on_the_number_of_threads(grid, monkeypatch):
+    f, z = grid["f"][:1500], grid["rotated"][:1500]
+    scores = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("ACC_METRIC_THREADS", threads)
+        assert _common.workers() == int(threads)
+        scores.append((metrics.sap(z, f), metrics.dci(z, f),
+                       metrics.modularity_explicitness(z, f)))
+    assert scores[0] == scores[1]
