@@ -222,11 +222,13 @@ def _export_log(run_dir: Path, dest: Path) -> None:
     if len(records) > MAX_LOG_RECORDS:
         keep = set(np.linspace(0, len(records) - 1, MAX_LOG_RECORDS).round().astype(int))
         records = [r for i, r in enumerate(records) if i in keep]
-    def short(v):  # 5 significant digits are plenty for a plotted curve
-        return float(f"{v:.5g}") if isinstance(v, float) else v
+    def short(k, v):  # 5 significant digits are plenty for a plotted curve; clock times keep 0.1 s
+        if not isinstance(v, float):
+            return v
+        return round(v, 1) if k == "time" else float(f"{v:.5g}")
 
-    (dest / rundir.LOG).write_text("".join(json.dumps({k: short(v) for k, v in r.items()}) + "\n"
-                                           for r in records))
+    (dest / rundir.LOG).write_text("".join(
+        json.dumps({k: short(k, v) for k, v in r.items()}) + "\n" for r in records))
 
 
 def _evaluate_for_shipping(run_dir: Path) -> None:
