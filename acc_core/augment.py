@@ -73,9 +73,25 @@ def hue_shift(images: torch.Tensor, generator: Generator, max_shift: float = 0.5
     """
     if images.shape[1] != 3:
         return images
-    shift = _uniform((images.shape[0], 1, 1), -max_shift, max_shift, generator, images)  # (B, 1, 1)
+    shift = _uniform((images.shape[0],), -max_shift, max_shift, generator, images)  # (B,)
+    return rotate_hue(images, shift)
+
+
+def hue_shift_batch(images: torch.Tensor, generator: Generator, max_shift: float = 0.5) -> torch.Tensor:
+    """Rotate the hue of ALL images by ONE random amount in [-max_shift, max_shift) turns, as
+    TensorFlow's `tf.image.random_hue` does on a batch (one delta per call): the hue
+    double-augmentation baseline of the ACC paper's reference code. Hue differences between
+    the images of the batch survive it; only the batch's common hue moves."""
+    if images.shape[1] != 3:
+        return images
+    shift = _uniform((1,), -max_shift, max_shift, generator, images)  # (1,)
+    return rotate_hue(images, shift.expand(images.shape[0]))
+
+
+def rotate_hue(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB, (B,) shifts in turns -> the images with their hue rotated."""
     hsv = rgb_to_hsv(images)
-    hsv = torch.stack([(hsv[:, 0] + shift) % 1.0, hsv[:, 1], hsv[:, 2]], dim=1)
+    hsv = torch.stack([(hsv[:, 0] + shift.view(-1, 1, 1)) % 1.0, hsv[:, 1], hsv[:, 2]], dim=1)
     return hsv_to_rgb(hsv).clamp(0, 1)
 
 

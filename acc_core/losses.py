@@ -160,13 +160,15 @@ def cycle_accuracy(
 
 
 def info_nce(
-    z1: torch.Tensor, z2: torch.Tensor, *, similarity: str = "cosine", temperature: float = 0.1
+    z1: torch.Tensor, z2: torch.Tensor, *, similarity: str = "cosine", temperature: float = 0.1,
+    symmetric: bool = True,
 ) -> torch.Tensor:
-    """Symmetric InfoNCE between two views of the same N images; scalar tensor.
+    """InfoNCE between two views of the same N images; scalar tensor.
 
     Row i of `z1` (N, E) and row i of `z2` (N, E) are a positive pair (two hue
     augmentations in the ACC paper Figure 3c, bottom); every other row of the other view is a
-    negative. Mean of the z1 -> z2 and z2 -> z1 cross-entropies.
+    negative. Symmetric: mean of the z1 -> z2 and z2 -> z1 cross-entropies; otherwise the
+    z1 -> z2 one alone (the ACC paper's reference code for its hue baseline).
     """
     _check_temperature(temperature)
     if z1.shape != z2.shape:
@@ -176,4 +178,6 @@ def info_nce(
         )
     logits = similarity_matrix(z1, z2, similarity) / temperature  # (N, N), positives on diagonal
     labels = torch.arange(logits.shape[0], device=logits.device)  # (N,)
+    if not symmetric:
+        return F.cross_entropy(logits, labels)
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))

@@ -84,6 +84,21 @@ def rms_radius(u: np.ndarray) -> float:
     return float(np.sqrt((x * x).sum(1).mean()))
 
 
+def _scale_rule(cfg: RunConfig) -> dict:
+    """How the run's noise scale follows from its loss (`acc_core.losses.loss_length_scale`)."""
+    t = cfg.train
+    return {"rule": {"l2sq": "√τ", "l2": "τ", "cosine": "√(2τ)"}.get(t.similarity, "length scale"),
+            "temperature": t.temperature}
+
+
+def _measured_at(row: dict) -> str:
+    """A row's own noise scale in its label, where it is not the table's σ = √τ = 1."""
+    sr = row.get("scale_rule") or {"rule": "√τ", "temperature": 1.0}
+    if sr["rule"] == "√τ" and sr["temperature"] == 1.0:
+        return ""
+    return f" (σ = {sr['rule']} = {row['sigma']:.2f} at τ = {sr['temperature']:g})"
+
+
 def scenario_table(store=None) -> dict:
     out = {}
     for name, title in SCENARIOS.items():
@@ -94,8 +109,9 @@ def scenario_table(store=None) -> dict:
                 else json.loads((r / "eval" / "report.json").read_text()) for r in runs]
         for r, rep in zip(runs, reps):
             rep["rms_radius"] = {w: rms_radius(evaluate.embeddings(r, w)["u"]) for w in ("initial", "final")}
+        cfg = RunConfig.from_json((runs[0] / "config.json").read_text())
         row = {"title": title, "seeds": len(reps), "inactive": reps[0]["inactive"],
-               "sigma": reps[0]["sigma"], "factors": {},
+               "sigma": reps[0]["sigma"], "scale_rule": _scale_rule(cfg), "factors": {},
                "rms_radius_untrained": _mean_sd([rep["rms_radius"]["initial"] for rep in reps]),
                "rms_radius_trained": _mean_sd([rep["rms_radius"]["final"] for rep in reps])}
         for f in FACTORS:
@@ -127,7 +143,8 @@ def fig3c(table: dict):
                  category_orders={"factor": list(FACTORS)},
                  color_discrete_map={"untrained": "#aaaaaa", "trained": "#1f77b4"})
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
-    fig.update_layout(title="I(U + N(0, σ²I); G) per factor at σ = √τ, mean ± sd over seeds",
+    fig.update_layout(title="I(U + N(0, σ²I); G) per factor at each run's length scale "
+                            "(σ = √τ; InfoNCE √(2τ)), mean ± sd over seeds",
                       width=1200, height=640, margin=dict(l=40, r=10, t=70, b=40))
     return fig
 
@@ -376,7 +393,8 @@ def markdown(out: dict) -> str:
     lines = []
     sc = out["scenarios"]
     if sc:
-        lines += ["### MI at σ = √τ per factor (nats, mean ± sd over seeds)", "",
+        lines += ["### MI at σ = √τ per factor (nats, mean ± sd over seeds; a row measured at "
+                  "another length scale names it)", "",
                   "| scenario | seeds | " + " | ".join(FACTORS) + " |",
                   "| --- | --- | " + " | ".join("---" for _ in FACTORS) + " |"]
         first = next(iter(sc.values()))
@@ -387,9 +405,10 @@ def markdown(out: dict) -> str:
             for f in FACTORS:
                 c = _ms(row["factors"][f]["final_mi"])
                 cells.append(f"*{c}*" if f in row["inactive"] else c)
-            lines.append(f"| {row['title']} | {row['seeds']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {row['title']}{_measured_at(row)} | {row['seeds']} | " + " | ".join(cells) + " |")
         for name, row in list(sc.items())[:1]:
-            lines.append("| untrained network, σ = √τ (all runs alike) | " f"{row['seeds']} | " + " | ".join(
+            lines.append(f"| untrained network{_measured_at(row) or ', σ = √τ'} (the ACC runs alike) | "
+                         f"{row['seeds']} | " + " | ".join(
                 _ms(row["factors"][f]["initial_mi"]) for f in FACTORS) + " |")
         lines += ["", "*italic*: inactive factor. RMS radius of the embeddings (untrained -> "
                   "trained): " + "; ".join(
@@ -400,7 +419,7 @@ def markdown(out: dict) -> str:
                       f"{f} ({first['factors'][f]['probe_chance']:.2f})" for f in FACTORS) + " |",
                   "| --- | " + " | ".join("---" for _ in FACTORS) + " |"]
         for name, row in sc.items():
-            lines.append(f"| {row['title']} | " + " | ".join(
+            lines.append(f"| {row['title']}{_measured_at(row)} | " + " | ".join(
                 _ms(row["factors"][f]["final_probe"]) for f in FACTORS) + " |")
         lines += ["", "### kNN agreement (k = 10; chance in the header), untrained -> trained", "",
                   "| scenario | " + " | ".join(

@@ -15,6 +15,7 @@ from acc_core.methods.base import Method
 _MODULES: dict[str, str] = {
     "acc": "acc_core.methods.acc",
     "hue_infonce": "acc_core.methods.infonce",
+    "hue_infonce_ref": "acc_core.methods.infonce",
     "lord": "acc_core.methods.lord",
     "beta_vae": "acc_core.methods.vae",
     "ml_vae": "acc_core.methods.vae",
