@@ -19,6 +19,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     "mnist": ("acc_core.data.mnist", "load_mnist"),
     "digits": ("acc_core.data.digits", "load_digits"),
     "digits-colored": ("acc_core.data.digits_colored", "load_digits_colored"),
+    "pose-procedural": ("acc_core.data.pose_procedural", "load_pose_procedural"),
 }
 
 _CACHE: dict[tuple, FactorDataset] = {}
@@ -58,6 +59,10 @@ def load(name: str, root=None, **kwargs) -> FactorDataset:
 TEST_SPLITS = {"mnist": "test"}
 
 
+# Procedural sources that draw natively at any image size.
+NATIVE_SIZE = ("shapes3d-procedural", "pose-procedural")
+
+
 def load_for(data_config, split: str = "train") -> FactorDataset:
     """The dataset a run's DataConfig names (its `split`: "train", or "test" for sources
     with one); the procedural renderer draws natively at `image_size` (other sources are
@@ -66,7 +71,7 @@ def load_for(data_config, split: str = "train") -> FactorDataset:
         if TEST_SPLITS.get(data_config.source) != split:
             raise ValueError(f"{data_config.source} has no {split!r} split")
         return load(data_config.source, split=split)
-    if data_config.image_size and data_config.source == "shapes3d-procedural":
+    if data_config.image_size and data_config.source in NATIVE_SIZE:
         return load(data_config.source, size=data_config.image_size)
     return load(data_config.source)
 
