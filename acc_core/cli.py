@@ -107,7 +107,10 @@ def cmd_train(args) -> int:
     if args.queue:
         from acc_core.worker import ensure_worker
 
-        started = ensure_worker(store.root, device=args.device, exit_with_me=False)
+        # Nobody waits on this worker once this command returns: it exits a minute after
+        # the queue is empty instead of idling for the app's ten minutes.
+        started = ensure_worker(store.root, device=args.device, exit_with_me=False,
+                                idle_exit=QUEUE_WORKER_IDLE_S)
         print(f"queued; {'started a worker' if started else 'a worker is already running'}")
         return 0
     return _train_in_foreground(store, rec, args.device)
@@ -173,6 +176,24 @@ def cmd_methods(args) -> int:
     return 0
 
 
+QUEUE_WORKER_IDLE_S = 60.0  # `acc train --queue`: the worker's idle time before it exits
+
+
+def first_new_seed(store, tries: int = 50) -> int:
+    """The first seed of the quick preset that is not trained yet (shipped runs count),
+    so a suggested command trains something instead of opening a cache hit."""
+    import dataclasses
+
+    from acc_core.config import preset
+
+    cfg = preset("quick", "shapes3d-procedural")
+    for seed in range(tries):
+        rec = store.get(cfg.replace(train=dataclasses.replace(cfg.train, seed=seed)).run_id)
+        if rec is None or rec.status != "done":
+            return seed
+    return tries
+
+
 def cmd_runs(args) -> int:
     from acc_core.store import RunStore
 
@@ -186,7 +207,8 @@ def cmd_runs(args) -> int:
         return 0
     print(f"run store: {store.root}  (set ACC_HOME to use another)")
     if not runs:
-        print("no runs yet: `acc train --preset quick --seed 1` starts one")
+        print(f"no runs yet: `acc train --preset quick --seed {first_new_seed(store)}` "
+              "trains a new one")
         return 0
     print(f"{'run':<14}{'status':<13}{'progress':<14}{'source':<12}label")
     for r in runs:

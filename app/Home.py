@@ -85,8 +85,10 @@ def home() -> None:
                    f"`{common.root()}` and train in a background worker, so they survive a "
                    "browser refresh and every tab sees the same list.")
     else:
-        st.info("No runs yet. Start on the **Train** page: the quick preset trains on this "
-                "machine's CPU in a few minutes.")
+        st.info("No runs yet. Start on the **Train** page: its form starts on settings not "
+                "trained yet, and the quick preset trains on this machine's CPU in a few "
+                f"minutes. Runs will live in `{common.root()}` (set ACC_HOME to use another "
+                "folder).")
     seeds_view.sweeps_section()
 
     st.subheader("Where to start")

@@ -64,6 +64,29 @@ def _store(root: str):
     return RunStore(root)
 
 
+def share_text(x: float) -> str:
+    """A share as a percentage that is never rounded up to a whole: 0.996 -> '99.6%',
+    0.99996 -> '99.9%' (not '100.0%'); 100% only when it is all."""
+    import math
+
+    if x >= 1.0:
+        return "100%"
+    return f"{math.floor(max(x, 0.0) * 1000) / 10:.1f}%"
+
+
+def scenario_text(c) -> str:
+    """A run's weak supervision in words, for labels: what is held fixed within set A and B."""
+    if c.method.supervision == "none":
+        return "no supervision"
+    a = ", ".join(c.set_a.inactive)
+    b = ", ".join(c.set_b.inactive)
+    if not a and not b:
+        return "no factor held fixed"
+    if a == b:
+        return f"inactive in A and B: {a}"
+    return f"inactive in A: {a or 'none'} · B: {b or 'unconstrained (a random sample)'}"
+
+
 def root() -> str:
     return str(acc_home())
 

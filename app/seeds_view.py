@@ -126,9 +126,7 @@ def compare_seeds_section(run_ids: list[str], runs: list) -> None:
 
 
 def compare_label(rec) -> str:
-    c = rec.config
-    a, b = ", ".join(c.set_a.inactive) or "none", ", ".join(c.set_b.inactive) or "unconstrained"
-    return f"{c.train.method}: inactive in A {a} · B {b}"
+    return f"{rec.config.train.method}: {common.scenario_text(rec.config)}"
 
 
 # ----- Home: sweeps -------------------------------------------------------------------------------

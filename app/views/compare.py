@@ -26,14 +26,7 @@ def short_label(r) -> str:
     return f"{r.run_id[:6]} {name} ({c.train.method})<br>{scenario_text(c)}"
 
 
-def scenario_text(c) -> str:
-    a = ", ".join(c.set_a.inactive)
-    b = ", ".join(c.set_b.inactive)
-    if not a and not b:
-        return "no factor held fixed"
-    if a == b:
-        return f"inactive in A and B: {a}"
-    return f"inactive in A: {a or 'none'} · B: {b or 'unconstrained'}"
+scenario_text = common.scenario_text
 
 
 def scenario_key(c) -> tuple:

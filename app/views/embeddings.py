@@ -72,7 +72,7 @@ def page() -> None:
     notes = []
     if "explained_variance" in trained:
         ev = np.asarray(trained["explained_variance"], dtype=float)
-        notes.append(f"the two PCA axes explain {ev.sum():.1%} of the variance at step "
+        notes.append(f"the two PCA axes explain {common.share_text(ev.sum())} of the variance at step "
                      f"{trained['step']}")
     notes.append(f"(inactive) = held fixed within a set: {', '.join(inactive) or 'none'}")
     notes.append(f"{len(trained['coords'])} probe images, at most "

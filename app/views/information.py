@@ -75,8 +75,9 @@ def page() -> None:
     st.title("Information")
     st.caption("How much does the embedding tell about each factor? Gaussian noise of scale σ "
                "is added to the embeddings and the mutual information with each factor is "
-               "measured in nats; H(G) is the most there is to know. Inactive factors (dashed "
-               "lines) should be gone above the loss's length scale (√τ for ACC).")
+               "measured in nats; H(G) is the most there is to know. Each factor has its colour; "
+               "inactive factors are drawn as dashed lines in it (active ones solid) and "
+               "should be gone above the loss's length scale (√τ for ACC; the dotted line).")
     runs = common.list_runs("done")
     rec = common.pick_run(runs, key="i_run")
     if rec is None:

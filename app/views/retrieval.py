@@ -18,6 +18,12 @@ import figures
 ss = st.session_state
 
 
+def neighbour_caption(factor_names, same) -> str:
+    """A neighbour's caption: which of the query's factor values it shares, by name."""
+    shared = [n.replace("_", " ") for n, s in zip(factor_names, same) if s]
+    return "same " + ", ".join(shared) if shared else "shares no factor value"
+
+
 def choose_query(emb: dict, ds, run_id: str) -> int:
     """A position in the probe subset, chosen at random, by factor values or by position."""
     n = len(emb["indices"])
@@ -97,7 +103,7 @@ def page() -> None:
         st.markdown(f"**{k} nearest neighbours**")
         nf = emb["factors"][nn["positions"]]
         same = nf == q_f[None, :]
-        captions = [f"shares {int(same[i].sum())}/{len(q_f)}" for i in range(len(nf))]
+        captions = [neighbour_caption(ds.factor_names, same[i]) for i in range(len(nf))]
         common.show_images(src, size, nn["indices"], captions, split=split)
         share = same.mean(axis=0)
         st.caption("Share of these neighbours with the query's value: " + ", ".join(

@@ -239,22 +239,36 @@ def launch(configs: list[RunConfig]) -> None:
     from acc_core.worker import ensure_worker
 
     s = common.store()
+    # What each run was before this launch: another tab (or the CLI) may have queued or be
+    # training the same settings, which are the same run; this launch then attaches to it.
+    before = [s.get(cfg.run_id) for cfg in configs]
     # retry: launching the settings of a failed or cancelled run again resumes it.
     recs = [s.submit(cfg, retry=True) for cfg in configs]
     ensure_worker(common.root())
     ss["t_watch"] = ss["t_watch_box"] = recs[0].run_id  # the watcher follows the launch
     ss["selected_run"] = recs[0].run_id  # and so do the analysis pages
-    already = [r for r in recs if r.status == "done"]
-    running = [r for r in recs if r.status == "running"]
-    queued = len(recs) - len(already) - len(running)
-    parts = [f"Queued {queued} run(s)."] if queued else []
-    if running:  # another tab (or the CLI) launched the same settings: follow that run
-        parts.append(f"{len(running)} already training (same settings, same run): following it.")
-    if already:
-        parts.append(f"{len(already)} already trained (same settings, same run): open it on "
+    ss["t_flash"] = launch_message([None if b is None else b.status for b in before], recs)
+
+
+def launch_message(before: list, recs: list) -> str:
+    """What a launch did, per run: queued it, attached to the same run queued or training
+    elsewhere, or found it trained. `before`: each run's status before the launch (or None)."""
+    was = [b if r.status != "done" else "done" for b, r in zip(before, recs)]
+    new = sum(w in (None, "failed", "cancelled", "interrupted") for w in was)
+    running = sum(w == "running" for w in was)
+    waiting = sum(w == "queued" for w in was)
+    done = sum(w == "done" for w in was)
+    parts = [f"Queued {new} run(s)."] if new else []
+    if running:
+        parts.append(f"Attached to {running} run(s) already training with the same settings "
+                     "(launched from another tab or the command line): following its progress.")
+    if waiting:
+        parts.append(f"Attached to {waiting} run(s) already queued with the same settings "
+                     "(launched from another tab or the command line): following it.")
+    if done:
+        parts.append(f"{done} already trained (same settings, same run): open it on "
                      "the Embeddings page.")
-    msg = " ".join(parts)
-    ss["t_flash"] = msg
+    return " ".join(parts)
 
 
 # ----- the page --------------------------------------------------------------------------------
