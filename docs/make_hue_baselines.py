@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO / "docs"))
 
 from acc_core import evaluate  # noqa: E402
 from acc_core.config import RunConfig, preset  # noqa: E402
+from acc_core.runview import REL_SIGMA  # noqa: E402
 from make_reproduction import FACTORS, _mean_sd, rms_radius, seed_runs  # noqa: E402
 
 SEEDS = range(5)
@@ -53,13 +54,18 @@ def summarise(runs: list[Path], title: str) -> dict:
     reps = [evaluate.report(r) for r in runs]
     cfg = RunConfig.from_json((runs[0] / "config.json").read_text())
     t = cfg.train
+    radii = [rms_radius(evaluate.embeddings(r, "final")["u"]) for r in runs]
+    # A scale-free reading beside the length scale's: noise at a quarter of each run's own
+    # RMS radius (as the app states it for codes without a length scale).
+    rel = [dict(zip(FACTORS, evaluate.mi_at(r, REL_SIGMA * rad).tolist())) for r, rad in zip(runs, radii)]
     row = {"title": title, "method": t.method, "seeds": len(reps), "similarity": t.similarity,
-           "temperature": t.temperature, "sigma": reps[0]["sigma"],
-           "rms_radius_trained": _mean_sd([rms_radius(evaluate.embeddings(r, "final")["u"]) for r in runs]),
-           "factors": {}}
+           "temperature": t.temperature, "sigma": reps[0]["sigma"], "rms_radius_per_seed": radii,
+           "rms_radius_trained": _mean_sd(radii), "factors": {}}
     for f in FACTORS:
         row["factors"][f] = {k: _mean_sd([rep["factors"][f][k] for rep in reps])
-                             for k in ("final_mi", "final_agreement", "initial_agreement")}
+                             for k in ("final_mi", "final_probe", "final_agreement", "initial_agreement")}
+        row["factors"][f]["mi_quarter_radius"] = _mean_sd([m[f] for m in rel])
+        row["factors"][f]["probe_chance"] = reps[0]["factors"][f]["probe_chance"]
         row["factors"][f]["entropy"] = reps[0]["entropy"][f]
         row["factors"][f]["agreement_chance"] = reps[0]["factors"][f]["agreement_chance"]
     return row
@@ -76,6 +82,16 @@ def markdown(rows: list[dict]) -> str:
         loss = f"{r['similarity']}, τ = {r['temperature']:g}"
         lines.append(f"| {r['title']} | {r['seeds']} | {loss} | {rule[r['similarity']]} = {r['sigma']:.2f} | "
                      + " | ".join(ms(r["factors"][f]["final_mi"]) for f in FACTORS) + " |")
+    lines += ["", f"MI at σ = {REL_SIGMA:g} x each run's own RMS radius (scale-free):", "",
+              "| baseline | " + " | ".join(FACTORS) + " |", "| --- | " + " | ".join("---" for _ in FACTORS) + " |"]
+    for r in rows:
+        lines.append(f"| {r['title']} | " + " | ".join(ms(r["factors"][f]["mi_quarter_radius"]) for f in FACTORS) + " |")
+    lines += ["", "Probe accuracy at each run's own length scale (chance in the header):", "",
+              "| baseline | " + " | ".join(
+                  f"{f} ({rows[0]['factors'][f]['probe_chance']:.2f})" for f in FACTORS) + " |",
+              "| --- | " + " | ".join("---" for _ in FACTORS) + " |"]
+    for r in rows:
+        lines.append(f"| {r['title']} | " + " | ".join(ms(r["factors"][f]["final_probe"]) for f in FACTORS) + " |")
     lines += ["", "kNN agreement (k = 10), untrained -> trained:", "",
               "| baseline | " + " | ".join(
                   f"{f} ({rows[0]['factors'][f]['agreement_chance']:.2f})" for f in FACTORS) + " |",
@@ -84,9 +100,9 @@ def markdown(rows: list[dict]) -> str:
         lines.append(f"| {r['title']} | " + " | ".join(
             f"{r['factors'][f]['initial_agreement']['mean']:.2f} -> "
             f"{r['factors'][f]['final_agreement']['mean']:.2f}" for f in FACTORS) + " |")
-    lines += ["", "MI in nats (mean ± sd over seeds) at each run's own length scale; RMS radius of "
-              "the trained embeddings: " + "; ".join(
-                  f"{r['title']} {r['rms_radius_trained']['mean']:.2f}" for r in rows) + ". "
+    lines += ["", "MI in nats, mean ± sd over seeds. RMS radius of the trained embeddings, per "
+              "seed: " + "; ".join(
+                  f"{r['method']} " + ", ".join(f"{x:.2f}" for x in r["rms_radius_per_seed"]) for r in rows) + ". "
               f"Produced by `{SWEEP}` and then `python docs/make_hue_baselines.py`."]
     return "\n".join(lines)
 

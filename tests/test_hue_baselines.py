@@ -97,10 +97,12 @@ def test_the_baselines_table_fills_only_its_markers(tmp_path):
     sys.path.insert(0, str(DOCS))
     import make_hue_baselines as hb
 
-    f = {k: {"mean": 0.1, "sd": 0.01, "n": 5} for k in ("final_mi", "final_agreement", "initial_agreement")}
-    row = {"title": "x", "seeds": 5, "similarity": "l2sq", "temperature": 1.0, "sigma": 1.0,
-           "rms_radius_trained": {"mean": 2.0},
-           "factors": {n: {**f, "entropy": 2.3, "agreement_chance": 0.1} for n in hb.FACTORS}}
+    f = {k: {"mean": 0.1, "sd": 0.01, "n": 5} for k in ("final_mi", "final_agreement", "initial_agreement",
+                                                           "final_probe", "mi_quarter_radius")}
+    row = {"title": "x", "method": "m", "seeds": 5, "similarity": "l2sq", "temperature": 1.0, "sigma": 1.0,
+           "rms_radius_trained": {"mean": 2.0}, "rms_radius_per_seed": [2.0],
+           "factors": {n: {**f, "entropy": 2.3, "agreement_chance": 0.1, "probe_chance": 0.1}
+                       for n in hb.FACTORS}}
     body = hb.markdown([row])
     assert "| x | 5 | l2sq, τ = 1 | √τ = 1.00 | 0.10 ± 0.01" in body and hb.SWEEP in body
     doc = tmp_path / "R.md"
