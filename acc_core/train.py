@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from acc_core import data as data_sources
 from acc_core import faults, rundir
-from acc_core.config import RunConfig, validate
+from acc_core.config import RunConfig, lr_factor, validate
 from acc_core.data.base import DataError
 
 PROBE_SEED = 20_200_607  # the probe subset is the same for every run on a dataset
@@ -188,6 +188,8 @@ def train(
     # 1.4-2.5x per training step on a 2-core CPU for these encoders.
     model = build_model(config, dataset).to(dev, memory_format=torch.channels_last)
     optimizer = method.optimizer(model, config)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]  # before a resume overwrites them
+    scheduled = t.lr_schedule != "constant" or t.warmup_steps > 0
 
     start = 0
     ckpt_path = rundir.checkpoint_path(run_dir)
@@ -243,6 +245,9 @@ def train(
                 return {"status": "failed", "step": step - 1, "reason": reason}
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if scheduled:
+                for g, lr in zip(optimizer.param_groups, base_lrs):
+                    g["lr"] = lr * lr_factor(t, step)
             optimizer.step()
 
             steps_done_here += 1
