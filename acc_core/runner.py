@@ -108,6 +108,10 @@ def train_claimed(store, rec, owner_id: str, *, device: str | None = None,
     store.finish(rec.run_id, status, step=step, reason=reason, worker_id=owner_id)
     if status == "done" and precompute:
         precompute_scores(rec.dir)
+        # Then the UMAP of every other snapshot, for the Embeddings page's step slider; only
+        # while no other run waits for this worker, and it stops as soon as one is queued.
+        idle = lambda: not stop() and not store.list_runs(status=("queued",), include_pretrained=False)  # noqa: E731
+        precompute_views(rec.dir, every_snapshot=True, keep_going=idle)
     return {"status": status, "step": step, "reason": reason, "lost": False}
 
 
@@ -129,14 +133,26 @@ def warm_up_umap() -> threading.Thread:
     return t
 
 
-def precompute_views(run_dir) -> None:
+def precompute_views(run_dir, *, every_snapshot: bool = False,
+                     keep_going: Callable[[], bool] = lambda: True) -> None:
     """The initial and final UMAP of every code, so the Embeddings page finds them ready (UMAP is the one
     projection that takes seconds, and its first call in a process compiles for tens of
-    seconds). A failure here never touches the finished run."""
+    seconds). `every_snapshot`: the default code's UMAP at every other snapshot step instead
+    (what the page's step slider shows), one step at a time while `keep_going()`; each takes
+    a second or two on a 2-core CPU, so the worker does them after the run is done rather
+    than slow its training. A failure here never touches the finished run."""
     from acc_core import evaluate, rundir
 
     try:
-        for rep in rundir.read_config(run_dir).method.representations:
+        method = rundir.read_config(run_dir).method
+        if every_snapshot:
+            steps = rundir.snapshot_steps(run_dir)
+            for step in steps[1:-1]:
+                if not keep_going():
+                    return
+                evaluate.projection(run_dir, step, "umap", rep=method.representations[0])
+            return
+        for rep in method.representations:
             for which in ("initial", "final"):
                 evaluate.projection(run_dir, which, "umap", rep=rep)
     except Exception:  # noqa: BLE001 (the page computes it on demand instead)

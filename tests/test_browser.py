@@ -325,7 +325,12 @@ def walk_through(page, url: str, shots: Path) -> None:
     # Generous bounds for shared CI machines; the measured figures are in timings.json.
     assert timings["change_coloured_factor_s"] < 10
     assert timings["change_sigma_s"] < 10
-    assert timings["umap_just_finished_s"] < 10 and timings["umap_shipped_s"] < 10
+    # A UMAP is never computed while the user waits here (the worker made the finished run's,
+    # the shipped run ships its own): 3 s on a machine not otherwise busy, scaled by how
+    # oversubscribed the cores are when they are (load average per core above 1).
+    busy = max(1.0, timings["machine"]["load_average_1min"] / (os.cpu_count() or 1))
+    assert timings["umap_just_finished_s"] < 3 * busy, timings
+    assert timings["umap_shipped_s"] < 3 * busy, timings
     assert max(timings["first_plot_s"].values()) < 60
 
 

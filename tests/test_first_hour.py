@@ -203,4 +203,22 @@ def test_embeddings_caption_states_the_pca_share_unrounded(acc_home):
     assert m and m.group(1) != "100.0"
 
 
+# ----- UMAP by the worker ------------------------------------------------------------------------
+def test_the_worker_computes_every_snapshots_umap_once_nothing_waits(acc_home):
+    """The step slider's UMAPs: the first run's intermediate snapshots wait while another run
+    is queued (it must not wait for them); the last run's are computed once the queue is empty."""
+    from conftest import tiny_shapes_config
+
+    from acc_core.store import RunStore
+    from acc_core.worker import run_worker
+
+    store = RunStore(acc_home)
+    first, second = (store.submit(tiny_shapes_config(seed=s, steps=4, probe_size=200)) for s in (21, 22))
+    assert run_worker(acc_home, once=True, poll=0.01, precompute=True) == 0
+    umap = lambda rec, step: (store.get(rec.run_id).dir / "eval" / f"umap2_step{step:07d}.npz").exists()  # noqa: E731
+    assert [store.get(r.run_id).status for r in (first, second)] == ["done", "done"]
+    assert umap(first, 0) and umap(first, 4) and not umap(first, 2)
+    assert umap(second, 0) and umap(second, 2) and umap(second, 4)
+
+
 from test_pretrained import shipped  # noqa: E402,F401  (a tiny exported run: the fixture)
