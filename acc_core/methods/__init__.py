@@ -22,6 +22,7 @@ _MODULES: dict[str, str] = {
     "ada_gvae": "acc_core.methods.vae",
     "mixing": "acc_core.methods.mixing",
     "rci": "acc_core.methods.rci",
+    "acc_pose": "acc_core.methods.acc_pose",
 }
 _LOADED: dict[str, Method] = {}
 
