@@ -120,5 +120,6 @@ pages = [
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("views/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
     st.Page("views/random_loss.py", title="Loss of random points", icon=":material/casino:"),
+    st.Page("views/pose.py", title="Pose", icon=":material/3d_rotation:"),
 ]
 st.navigation(pages).run()
