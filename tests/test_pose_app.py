@@ -50,3 +50,15 @@ def test_pose_page_shows_neighbours_tables_and_histogram(pose_home, monkeypatch)
     at.slider(key="pose_query").set_value(7).run()
     at.radio(key="pose_cat").set_value("chair").run()
     assert not at.exception and not at.error
+
+
+def test_train_page_takes_the_pose_scenario(acc_home, monkeypatch):
+    monkeypatch.setenv("ACC_HOME", str(acc_home))
+    at = AppTest.from_file(HOME, default_timeout=180).run()
+    at.switch_page("views/train.py").run()
+    at.selectbox(key="t_source").set_value("pose-procedural").run()
+    at.selectbox(key="t_method").set_value("acc_pose").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    text = " ".join(i.value for i in at.info)
+    assert "Supervision (acc_pose)" in text and "no pose label reaches the ACC loss" in text
