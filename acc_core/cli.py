@@ -37,7 +37,10 @@ def config_from_args(args, base=None):
     given overrides it."""
     from acc_core.config import ModelConfig, SetSpec, preset
 
-    cfg = base if base is not None else preset(args.preset, args.data, method=args.method or "acc")
+    from acc_core.data import default_method
+
+    method = args.method or default_method(args.data)
+    cfg = base if base is not None else preset(args.preset, args.data, method=method)
     d, m, t = cfg.data, cfg.model, cfg.train
     if args.image_size is not None:
         d = dataclasses.replace(d, image_size=args.image_size or None)

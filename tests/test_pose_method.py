@@ -124,3 +124,16 @@ def test_tiny_run_trains_resumes_and_evaluates(params, tmp_path, acc_home):
             assert s["n"] == 360 and 0 <= s["median_error"] <= 180 and 0 <= s["acc30"] <= 1
             assert s["flip_median_error"] <= s["median_error"] + 1e-9
     assert ev["images"]["car_nn"].shape == (360, 4) and ev["images"]["car_dictionary"].shape == (1800,)
+
+
+def test_cli_trains_the_pose_scenario_by_default():
+    from acc_core.cli import build_parser, config_from_args
+
+    args = build_parser().parse_args(["train", "--data", "pose-procedural", "--steps", "50"])
+    cfg = config_from_args(args)
+    assert cfg.train.method == "acc_pose" and cfg.train.steps == 50
+    assert cfg.model.encoder == "pose_small"
+    validate(cfg)
+    paper = config_from_args(build_parser().parse_args(["train", "--data", "pose-procedural",
+                                                        "--preset", "paper"]))
+    assert paper.train.steps == 40_000 and paper.params.titration == "linear"

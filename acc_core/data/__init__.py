@@ -59,6 +59,16 @@ def load(name: str, root=None, **kwargs) -> FactorDataset:
 TEST_SPLITS = {"mnist": "test"}
 
 
+# Sources made for one scenario name the method that trains it when none is asked for.
+DEFAULT_METHODS = {"pose-procedural": "acc_pose"}
+
+
+def default_method(source: str) -> str:
+    """The method `acc train --data SOURCE` uses without --method (ACC unless the source
+    was made for another scenario)."""
+    return DEFAULT_METHODS.get(source, "acc")
+
+
 # Procedural sources that draw natively at any image size.
 NATIVE_SIZE = ("shapes3d-procedural", "pose-procedural")
 
@@ -94,5 +104,5 @@ def factor_names(name: str) -> list[str]:
     return [f["name"] for f in manifest(name)["factors"]]
 
 
-__all__ = ["DataError", "FactorDataset", "SOURCES", "available", "factor_names", "load",
+__all__ = ["DataError", "FactorDataset", "SOURCES", "available", "default_method", "factor_names", "load",
            "load_for", "manifest"]
