@@ -12,6 +12,7 @@ runs themselves come from `acc pretrained build` (see docs/REPRODUCTION.md).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import re
@@ -99,6 +100,68 @@ def _measured_at(row: dict) -> str:
     return f" (σ = {sr['rule']} = {row['sigma']:.2f} at τ = {sr['temperature']:g})"
 
 
+def recipe_of(cfg: RunConfig) -> str:
+    """The ACC recipe (`acc_core.methods.acc.RECIPES`) a Shapes3D run was trained with: the one
+    that, given the run's sets, method, loss and seed, gives its exact config."""
+    from acc_core.methods.acc import RECIPES
+
+    t = cfg.train
+    for name, make in RECIPES.items():
+        base = make(cfg.data.source)
+        if cfg.train.method != "acc":  # a baseline on ACC's recipe (e.g. hue InfoNCE)
+            base = base.replace(train=dataclasses.replace(
+                base.train, method=t.method, augmentations=t.augmentations,
+                double_augmentation=t.double_augmentation))
+        base = base.replace(set_a=cfg.set_a, set_b=cfg.set_b, model=dataclasses.replace(
+            base.model, embedding_dim=cfg.model.embedding_dim), train=dataclasses.replace(
+            base.train, seed=t.seed, similarity=t.similarity, temperature=t.temperature))
+        if base.run_id == cfg.run_id:
+            return name
+    return "other"
+
+
+def training_seconds(run: Path) -> float:
+    """Seconds of training of a shipped run: its steps over the steps/s of its log's last record
+    (whatever else ran on the machine then; benchmarks/bench_acc_recipes.py times whole runs)."""
+    last = json.loads((run / "log.jsonl").read_text().strip().splitlines()[-1])
+    return last["step"] / last["steps_per_s"]
+
+
+def _shipped_recipe_row(runs: list[Path]) -> dict:
+    mis = [evaluate.mi_at(r, 1.0, "final") for r in runs]
+    steps = json.loads((runs[0] / "log.jsonl").read_text().strip().splitlines()[-1])["step"]
+    return {"seeds": len(runs), "steps": steps, "shipped": True,
+            "mi": {f: _mean_sd([m[k] for m in mis]) for k, f in enumerate(FACTORS)},
+            "seconds": _mean_sd([training_seconds(r) for r in runs]),
+            "steps_per_s": _mean_sd([steps / training_seconds(r) for r in runs]), "load_avg_1min": None}
+
+
+def recipe_ablation() -> dict:
+    """The ACC recipes on the all-hues scenario: whole runs timed with the load average by
+    benchmarks/bench_acc_recipes.py (benchmarks/results/bench_acc_recipes.json), and, for a
+    recipe it has not run, the shipped runs of that recipe (training seconds from their logs)."""
+    out = {}
+    path = REPO / "benchmarks" / "results" / "bench_acc_recipes.json"
+    runs = json.loads(path.read_text())["runs"] if path.exists() else []
+    for recipe in dict.fromkeys(r["recipe"] for r in runs):
+        rs = [r for r in runs if r["recipe"] == recipe]
+        out[recipe] = {"seeds": len(rs), "steps": rs[0]["steps"],
+                       "mi": {f: _mean_sd([r["mi"][f] for r in rs]) for f in FACTORS},
+                       "seconds": _mean_sd([r["seconds"] for r in rs]),
+                       "steps_per_s": _mean_sd([r["steps_per_s"] for r in rs]),
+                       "load_avg_1min": [min(min(r["load_avg_1min"]) for r in rs),
+                                         max(max(r["load_avg_1min"]) for r in rs)]}
+    main = seed_runs("shapes3d-all-hues")
+    if main and "quick" not in out:
+        recipe = recipe_of(RunConfig.from_json((main[0] / "config.json").read_text()))
+        if recipe not in out:
+            out[recipe] = _shipped_recipe_row(main)
+    paper = shipped("shapes3d-all-hues-paper")
+    if paper is not None and "paper" not in out:
+        out["paper"] = _shipped_recipe_row([paper])
+    return out
+
+
 def scenario_table(store=None) -> dict:
     out = {}
     for name, title in SCENARIOS.items():
@@ -111,6 +174,7 @@ def scenario_table(store=None) -> dict:
             rep["rms_radius"] = {w: rms_radius(evaluate.embeddings(r, w)["u"]) for w in ("initial", "final")}
         cfg = RunConfig.from_json((runs[0] / "config.json").read_text())
         row = {"title": title, "seeds": len(reps), "inactive": reps[0]["inactive"],
+               "recipe": recipe_of(cfg), "training_seconds": _mean_sd([training_seconds(r) for r in runs]),
                "sigma": reps[0]["sigma"], "scale_rule": _scale_rule(cfg), "factors": {},
                "rms_radius_untrained": _mean_sd([rep["rms_radius"]["initial"] for rep in reps]),
                "rms_radius_trained": _mean_sd([rep["rms_radius"]["final"] for rep in reps])}
@@ -395,25 +459,30 @@ def markdown(out: dict) -> str:
     if sc:
         lines += ["### MI at σ = √τ per factor (nats, mean ± sd over seeds; a row measured at "
                   "another length scale names it)", "",
-                  "| scenario | seeds | " + " | ".join(FACTORS) + " |",
-                  "| --- | --- | " + " | ".join("---" for _ in FACTORS) + " |"]
+                  "| scenario | recipe | s/run | seeds | " + " | ".join(FACTORS) + " |",
+                  "| --- | --- | --- | --- | " + " | ".join("---" for _ in FACTORS) + " |"]
         first = next(iter(sc.values()))
-        lines.append("| H(G), the most there is | | " + " | ".join(
+        lines.append("| H(G), the most there is | | | | " + " | ".join(
             f"{first['factors'][f]['entropy']:.2f}" for f in FACTORS) + " |")
         for name, row in sc.items():
             cells = []
             for f in FACTORS:
                 c = _ms(row["factors"][f]["final_mi"])
                 cells.append(f"*{c}*" if f in row["inactive"] else c)
-            lines.append(f"| {row['title']}{_measured_at(row)} | {row['seeds']} | " + " | ".join(cells) + " |")
-        for name, row in list(sc.items())[:1]:
-            lines.append(f"| untrained network{_measured_at(row) or ', σ = √τ'} (the ACC runs alike) | "
-                         f"{row['seeds']} | " + " | ".join(
+            lines.append(f"| {row['title']}{_measured_at(row)} | `{row['recipe']}` | "
+                         f"{row['training_seconds']['mean']:.0f} | {row['seeds']} | " + " | ".join(cells) + " |")
+        acc_rows = {row["recipe"]: row for row in sc.values() if "InfoNCE" not in row["title"]}
+        for recipe, row in acc_rows.items():  # the untrained network: one per recipe (its gain)
+            lines.append(f"| untrained network{_measured_at(row) or ', σ = √τ'} ({row['title']}) | "
+                         f"`{recipe}` | | {row['seeds']} | " + " | ".join(
                 _ms(row["factors"][f]["initial_mi"]) for f in FACTORS) + " |")
         lines += ["", "*italic*: inactive factor. RMS radius of the embeddings (untrained -> "
                   "trained): " + "; ".join(
                       f"{row['title']}: {row['rms_radius_untrained']['mean']:.3f} -> "
-                      f"{row['rms_radius_trained']['mean']:.2f}" for row in sc.values()) + "."]
+                      f"{row['rms_radius_trained']['mean']:.2f}" for row in sc.values()) + ". s/run: "
+                  "seconds of training from each run's log (steps over its steps/s), the mean over "
+                  "its seeds, on 2 cores shared with other work; quiet-machine times are in "
+                  "README \"Presets\"."]
         lines += ["", "### Probe accuracy at σ = √τ (mean ± sd; chance in the header)", "",
                   "| scenario | " + " | ".join(
                       f"{f} ({first['factors'][f]['probe_chance']:.2f})" for f in FACTORS) + " |",
@@ -435,6 +504,22 @@ def markdown(out: dict) -> str:
                   "| --- | " + " | ".join("---" for _ in FACTORS) + " |"]
         for name, row in out["paper_preset"].items():
             lines.append(f"| {name} | " + " | ".join(f"{row[f]['final_mi']:.2f}" for f in FACTORS) + " |")
+    ab = out.get("recipe_ablation")
+    if ab:
+        lines += ["", "### Quick recipe ablation: all three hues inactive, MI at σ = √τ (mean ± sd "
+                  "over seeds) and seconds per run", "",
+                  "| recipe | seeds | steps | " + " | ".join(FACTORS) + " | s/run | steps/s | load average (1 min) |",
+                  "| --- | --- | --- | " + " | ".join("---" for _ in FACTORS) + " | --- | --- | --- |"]
+        for recipe in ("paper", *[r for r in ab if r != "paper"]):
+            if recipe not in ab:
+                continue
+            row = ab[recipe]
+            load = ("-" if row["load_avg_1min"] is None
+                    else f"{row['load_avg_1min'][0]:.1f}-{row['load_avg_1min'][1]:.1f}")
+            sps = "-" if row["steps_per_s"] is None else _ms(row["steps_per_s"], 1)
+            src = " (shipped runs, training only)" if row.get("shipped") else ""
+            lines.append(f"| `{recipe}`{src} | {row['seeds']} | {row['steps']} | " + " | ".join(
+                _ms(row["mi"][f]) for f in FACTORS) + f" | {_ms(row['seconds'], 0)} | {sps} | {load} |")
     if out["temperatures"]:
         lines += ["", "### Temperatures (wall hue inactive)", "",
                   "| τ | √τ | wall hue MI at √τ | object hue MI at √τ | floor hue MI at √τ | "
@@ -543,6 +628,7 @@ def main() -> int:
            "shape_split": split, "digit_style": {k: v for k, v in (style or {}).items()
                                                  if not k.startswith("_")} or None,
            "random_loss": mc, "histogram_mi_2d": hist, "timing": timing(),
+           "recipe_ablation": recipe_ablation(),
            "paper_preset": {}}
     for name in ("shapes3d-wall-hue-paper", "shapes3d-all-hues-paper"):
         run = shipped(name)

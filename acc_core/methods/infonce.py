@@ -12,7 +12,7 @@ import dataclasses
 
 import torch
 
-from acc_core.methods.acc import ACC, _quick, _paper
+from acc_core.methods.acc import ACC, _quick_300, _paper
 
 
 class HueInfoNCE(ACC):
@@ -26,7 +26,8 @@ class HueInfoNCE(ACC):
                 "are the positive pair (InfoNCE), every other image a negative.")
 
     def presets(self, name: str, source: str):
-        cfg = {"paper": _paper, "quick": _quick}[name](source)
+        # The former ACC quick recipe (no output gain): the baseline's shipped runs keep their ids.
+        cfg = {"paper": _paper, "quick": _quick_300}[name](source)
         # seed 000 section 4.1: the hue double-augmentation baseline, cosine with tau 0.1
         return cfg.replace(set_a=dataclasses.replace(cfg.set_a, inactive=()),
                            set_b=dataclasses.replace(cfg.set_b, inactive=()),
@@ -72,7 +73,8 @@ class HueAugmentationReference(ACC):
     def presets(self, name: str, source: str):
         # The reference code's flags: its ACC recipe (lr 3e-5, 2000 steps, stack size 32,
         # l2sq, tau = 1, 64-D) with no inactive factor; `quick` = ACC's quick recipe.
-        cfg = {"paper": _paper, "quick": _quick}[name](source)
+        # The former ACC quick recipe (no output gain): the baseline's shipped runs keep their ids.
+        cfg = {"paper": _paper, "quick": _quick_300}[name](source)
         return cfg.replace(set_a=dataclasses.replace(cfg.set_a, inactive=()),
                            set_b=dataclasses.replace(cfg.set_b, inactive=()),
                            train=dataclasses.replace(cfg.train, method=self.name, augmentations=("hue",),
