@@ -80,8 +80,12 @@ def test_method_params_are_part_of_the_run_identity(name):
 
 
 def test_acc_run_ids_did_not_change_with_the_registry():
-    """Shipped runs keep their ids: ACC configs carry no params section."""
-    cfg = preset("quick", "shapes3d-procedural")
+    """Shipped runs keep their ids: ACC configs carry no params section, and the former quick
+    recipe (`quick-300`, no output gain) still gives the shipped wall-hue run's id."""
+    from acc_core.methods.acc import RECIPES
+
+    assert "params" not in preset("quick", "shapes3d-procedural").to_dict()
+    cfg = RECIPES["quick-300"]("shapes3d-procedural")
     assert "params" not in cfg.to_dict()
     assert cfg.run_id == "4cbde7e500af"  # pretrained/shapes3d-wall-hue
 
