@@ -87,6 +87,24 @@ def test_background_swap_paints_only_synthetic_backgrounds():
     assert changed.any() and not (changed & ~plain).any()
 
 
+def test_swap_starts_when_asked(monkeypatch):
+    import acc_core.methods.acc_pose as mod
+
+    calls = []
+    monkeypatch.setattr(mod, "swap_backgrounds", lambda x, syn, gen: calls.append(1) or x)
+    cfg = tiny(steps=10, background_swap=True, swap_start=0.5)
+    ds = data_sources.load_for(cfg.data)
+    torch.manual_seed(0)
+    model = cfg.method.build(cfg, ds)
+    from acc_core.train import make_batch
+
+    draw = cfg.method.batcher(cfg, ds)
+    for step in (5, 6):
+        batch = make_batch(draw, ds, cfg, np.random.default_rng(step), step, torch.device("cpu"))
+        cfg.method.loss(model, batch, cfg, torch.Generator().manual_seed(step), step)
+        assert len(calls) == (0 if step == 5 else 2)  # two views from step 6 on
+
+
 def test_lr_halves_on_schedule():
     w = torch.nn.Parameter(torch.zeros(1))
     opt = HalvingAdam([w], lr=1.0, every=3)
@@ -118,7 +136,7 @@ def test_tiny_run_trains_resumes_and_evaluates(params, tmp_path, acc_home):
     b = rundir.load_checkpoint(rundir.checkpoint_path(part))["model"]
     assert all(torch.equal(a[k], b[k]) for k in a), "resume diverged"
     ev = rundir.read_model_eval(part)
-    for table in ("lookup", "untrained") + (("regression",) if params else ()):
+    for table in ("lookup", "untrained", "lookup_synthetic") + (("regression",) if params else ()):
         for cat in ("car", "chair"):
             s = ev["scores"][table][cat]
             assert s["n"] == 360 and 0 <= s["median_error"] <= 180 and 0 <= s["acc30"] <= 1

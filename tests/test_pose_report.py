@@ -26,8 +26,9 @@ def fake_scores(median):
 
 def test_configs_are_the_four_rows(report):
     cfgs = report.configs(32, 20, 0)
-    assert list(cfgs) == ["acc", "regression", "regression+acc", "regression+acc+real"]
-    assert len({c.run_id for c in cfgs.values()}) == 4
+    assert list(cfgs) == ["acc", "regression", "regression+acc", "regression+acc+real", "acc+swap"]
+    assert len({c.run_id for c in cfgs.values()}) == 5
+    assert cfgs["acc+swap"].params.background_swap and not cfgs["acc"].params.background_swap
     assert cfgs["acc"].params.regression_weight == 0 and cfgs["regression"].params.acc_weight == 0
     assert cfgs["regression+acc+real"].params.real_fraction == 0.02
     assert all(c.data.image_size == 32 and c.train.steps == 20 for c in cfgs.values())
@@ -36,13 +37,14 @@ def test_configs_are_the_four_rows(report):
 def test_section_states_paper_and_ours_and_replaces_itself(report, tmp_path, monkeypatch):
     cfgs = report.configs(32, 20, 0)
     runs = {}
-    for (k, c), m in zip(cfgs.items(), (50.0, 30.0, 25.0, 20.0)):
+    for (k, c), m in zip(cfgs.items(), (50.0, 30.0, 25.0, 20.0, 50.0)):
         runs[k] = {"run_id": c.run_id, "config": c.to_dict(), "scores": {
             "lookup": fake_scores(40.0), "untrained": fake_scores(90.0), "regression": fake_scores(m)}}
     text = report.section(runs, None, None)
     assert text.startswith(report.BEGIN) and text.rstrip().endswith(report.END)
     assert "14.1" in text and "| ACC (ours) | car | 40.0 | 0.78 | 20.0 |" in text
     assert "Reproduced in kind" in text and "Table 2, cars: + ACC lowers" in text
+    assert "ACC + background swap from half-way (ours) | chair | 40.0" in text
     doc = tmp_path / "REPRODUCTION.md"
     doc.write_text("# Report\n\nearlier sections\n")
     monkeypatch.setattr(report, "REPORT", doc)

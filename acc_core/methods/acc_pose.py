@@ -53,6 +53,7 @@ class PoseParams:
     acc_weight: float = 1.0  # 0: no ACC loss (the regression alone, Table 2's first row)
     regression_weight: float = 0.0  # > 0: the spherical-regression head on synthetic poses (Table 2)
     background_swap: bool = True  # S5: synthetic backgrounds painted with real-domain backgrounds
+    swap_start: float = 0.0  # fraction of training before the swap begins (see `_quick`)
     lr_halve_every: int = 0  # S8.3: "decays by a factor of 2 every 10k steps" (0: constant)
 
 
@@ -271,8 +272,10 @@ class ACCPose(Method):
         synthetic = batch["synthetic"].flatten()  # (2 * P * S,)
         n_views = 2 if (t.double_augmentation and p.acc_weight > 0) else 1
 
+        swap = p.background_swap and step > p.swap_start * t.steps
+
         def view(images):
-            if p.background_swap:
+            if swap:
                 images = swap_backgrounds(images, synthetic, gen)
             if t.augmentations:
                 images = augment.apply(images, t.augmentations, gen)
