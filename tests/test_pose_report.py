@@ -28,7 +28,7 @@ def test_configs_are_the_four_rows(report):
     cfgs = report.configs(32, 20, 0)
     assert list(cfgs) == ["acc", "regression", "regression+acc", "regression+acc+real", "acc+swap"]
     assert len({c.run_id for c in cfgs.values()}) == 5
-    assert cfgs["acc+swap"].params.background_swap and not cfgs["acc"].params.background_swap
+    assert cfgs["acc+swap"].params.background_swap == 0.5 and cfgs["acc"].params.background_swap is False
     assert cfgs["acc"].params.regression_weight == 0 and cfgs["regression"].params.acc_weight == 0
     assert cfgs["regression+acc+real"].params.real_fraction == 0.02
     assert all(c.data.image_size == 32 and c.train.steps == 20 for c in cfgs.values())

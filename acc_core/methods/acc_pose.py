@@ -52,8 +52,9 @@ class PoseParams:
     titration_every: int = 0  # "linear": the fraction rises in stages of this many steps (0: every step)
     acc_weight: float = 1.0  # 0: no ACC loss (the regression alone, Table 2's first row)
     regression_weight: float = 0.0  # > 0: the spherical-regression head on synthetic poses (Table 2)
-    background_swap: bool = True  # S5: synthetic backgrounds painted with real-domain backgrounds
-    swap_start: float = 0.0  # fraction of training before the swap begins (see `_quick`)
+    # S5: synthetic backgrounds painted with real-domain backgrounds. True: from the start;
+    # a number in (0, 1): from that fraction of training on (see `_quick`); False: never.
+    background_swap: bool | float = True
     lr_halve_every: int = 0  # S8.3: "decays by a factor of 2 every 10k steps" (0: constant)
 
 
@@ -137,6 +138,14 @@ def real_fraction_at(params: PoseParams, step: int, steps: int) -> float:
     start = params.real_start * steps
     s = step if params.titration_every <= 0 else (step // params.titration_every) * params.titration_every
     return params.real_fraction * float(np.clip((s - start) / max(steps - start, 1), 0.0, 1.0))
+
+
+def swap_active(params: PoseParams, step: int, steps: int) -> bool:
+    """Whether step `step` (1-based) paints synthetic backgrounds (PoseParams.background_swap)."""
+    b = params.background_swap
+    if isinstance(b, bool):
+        return b
+    return step > float(b) * steps
 
 
 def pose_batcher(config, dataset):
@@ -235,6 +244,9 @@ class ACCPose(Method):
             raise ValueError("real_fraction must be in 0..1 and real_start in 0..1 (exclusive)")
         if p.acc_weight < 0 or p.regression_weight < 0 or p.acc_weight + p.regression_weight == 0:
             raise ValueError("acc_weight and regression_weight must be >= 0, and not both 0")
+        b = p.background_swap
+        if not isinstance(b, bool) and not 0 < b < 1:
+            raise ValueError(f"background_swap is True, False or a fraction of training in (0, 1), got {b!r}")
         if config.model.encoder != ENCODER:
             raise ValueError(f"acc_pose builds its own encoder; set model.encoder to {ENCODER!r}")
 
@@ -272,7 +284,7 @@ class ACCPose(Method):
         synthetic = batch["synthetic"].flatten()  # (2 * P * S,)
         n_views = 2 if (t.double_augmentation and p.acc_weight > 0) else 1
 
-        swap = p.background_swap and step > p.swap_start * t.steps
+        swap = swap_active(p, step, t.steps)
 
         def view(images):
             if swap:
