@@ -135,43 +135,54 @@ def _row(s: dict) -> str:
             f"{s['flip_acc30']:.2f}")
 
 
+MARGIN = 10.0  # degrees of median error: one seed per row, so smaller differences are noise
+
+
+def judge(ours: float, reference: float) -> str:
+    """A claim 'ours has the lower median error' judged with a margin of MARGIN degrees."""
+    if ours < reference - MARGIN:
+        return "reproduced"
+    if ours > reference + MARGIN:
+        return "not reproduced (the opposite)"
+    return f"not distinguishable (within {MARGIN:.0f}°, one seed)"
+
+
 def verdicts(runs: dict) -> list[str]:
-    out = []
+    out = [f"Random guessing gives a median error near 90° here; a claim counts as reproduced "
+           f"when our median error is lower by more than {MARGIN:.0f}°."]
     for cat in CATS:
         acc = runs["acc"]["scores"]["lookup"][cat]
         un = runs["acc"]["scores"]["untrained"][cat]
-        better = acc["median_error"] < un["median_error"] and acc["acc30"] > un["acc30"]
-        out.append(f"- Table 1, {cat}s: ACC's lookup {'beats' if better else 'does not beat'} the "
-                   f"untrained network's (median {acc['median_error']:.1f}° vs {un['median_error']:.1f}°, "
-                   f"acc@30 {acc['acc30']:.2f} vs {un['acc30']:.2f}). The paper: ACC beats every "
-                   f"baseline. {'Reproduced in kind' if better else 'Not reproduced'} (against our "
-                   "only label-free baseline; no pretrained ResNet or VAE rows here).")
+        out.append(f"- Table 1, {cats_word(cat)}: the paper's ACC lookup beats every baseline. Ours "
+                   f"against the untrained network (our only label-free baseline; no pretrained "
+                   f"ResNet or VAE rows here): median {acc['median_error']:.1f}° vs "
+                   f"{un['median_error']:.1f}°, acc@30 {acc['acc30']:.2f} vs {un['acc30']:.2f}: "
+                   f"{judge(acc['median_error'], un['median_error'])}.")
         syn = runs["acc"]["scores"].get("lookup_synthetic", {}).get(cat)
         if syn:
-            out.append(f"- Within the synthetic domain ({cat}s of the held-out instances), ACC's "
-                       f"lookup reaches median {syn['median_error']:.1f}°, acc@30 {syn['acc30']:.2f}: "
-                       f"{'the embedding holds pose, and the domain gap is what the real queries lose' if syn['median_error'] < acc['median_error'] - 10 else 'the embedding holds little pose even before the domain gap'}.")
+            out.append(f"- Within the synthetic domain ({cats_word(cat)} of the held-out instances), "
+                       f"ACC's lookup reaches median {syn['median_error']:.1f}°, acc@30 "
+                       f"{syn['acc30']:.2f}; the dictionary holds the same viewpoints of like "
+                       "objects on the same plain background, so this shows little about ACC "
+                       "(pixels nearly suffice there), but it places the failure in the real "
+                       "domain's gap, which our short runs do not cross.")
         if "acc+swap" in runs:
             sw = runs["acc+swap"]["scores"]["lookup"][cat]
             out.append(f"- Ablation, {cats_word(cat)}: S5's background swap (on from half-way) "
-                       f"{'lowers' if sw['median_error'] < acc['median_error'] else 'does not lower'} "
-                       f"ACC's real-domain median error ({acc['median_error']:.1f}° -> {sw['median_error']:.1f}°, "
-                       f"acc@30 {acc['acc30']:.2f} -> {sw['acc30']:.2f}).")
+                       f"takes ACC's real-domain median error from {acc['median_error']:.1f}° to "
+                       f"{sw['median_error']:.1f}° (acc@30 {acc['acc30']:.2f} -> {sw['acc30']:.2f}): "
+                       f"lower with the swap: {judge(sw['median_error'], acc['median_error'])}.")
         sup = runs["regression"]["scores"]["lookup"][cat]
-        out.append(f"- Table 1, {cats_word(cat)}: the supervised reference (trained with synthetic poses) "
-                   f"looks up at median {sup['median_error']:.1f}°, acc@30 {sup['acc30']:.2f}; ACC "
-                   f"{'is within' if acc['median_error'] <= sup['median_error'] + 10 else 'is far from'} "
-                   "10° of it (no such row in the paper).")
-        r = {k: runs[k]["scores"]["regression"][cat] for k in ("regression", "regression+acc",
-                                                                "regression+acc+real")}
-        up1 = r["regression+acc"]["median_error"] < r["regression"]["median_error"]
-        up2 = r["regression+acc+real"]["median_error"] < r["regression+acc"]["median_error"]
-        out.append(f"- Table 2, {cats_word(cat)}: + ACC {'lowers' if up1 else 'does not lower'} the "
-                   f"regression's median error ({r['regression']['median_error']:.1f}° -> "
-                   f"{r['regression+acc']['median_error']:.1f}°) and titrated real images "
-                   f"{'lower it further' if up2 else 'do not lower it further'} "
-                   f"({r['regression+acc+real']['median_error']:.1f}°). The paper: both lower it. "
-                   f"{'Reproduced' if up1 and up2 else 'Partly reproduced' if up1 or up2 else 'Not reproduced'}.")
+        out.append(f"- Table 1, {cats_word(cat)}: the supervised reference (trained with synthetic "
+                   f"poses) looks up at median {sup['median_error']:.1f}°, acc@30 "
+                   f"{sup['acc30']:.2f} (no such row in the paper).")
+        r = {k: runs[k]["scores"]["regression"][cat]["median_error"]
+             for k in ("regression", "regression+acc", "regression+acc+real")}
+        out.append(f"- Table 2, {cats_word(cat)}: the paper's + ACC lowers the regression's median "
+                   f"error; ours {r['regression']:.1f}° -> {r['regression+acc']:.1f}°: "
+                   f"{judge(r['regression+acc'], r['regression'])}. With 2% real images titrated in "
+                   f"the paper lowers it further; ours {r['regression+acc+real']:.1f}° (against the "
+                   f"regression alone: {judge(r['regression+acc+real'], r['regression'])}).")
     return out
 
 
@@ -201,7 +212,8 @@ def section(runs: dict, trained: dict | None, args) -> str:
     timed = [(k, r) for k, r in runs.items() if r.get("train_seconds")]
     if timed:
         lines += ["Training steps' wall time per run (from each run's log), measured on a 2-core CPU "
-                  "shared with other jobs (load average about 4-7 throughout): "
+                  "shared with other jobs (load average between 2 and 7; the runs with the higher "
+                  "rates ran while it was low): "
                   + "; ".join(f"{k} {r['train_seconds']:.0f} s ({r['steps_per_s']:.2f} steps/s)"
                               for k, r in timed) + ". Each run also renders the images it draws "
                   "once, and evaluates at its end.", ""]

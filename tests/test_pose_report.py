@@ -43,7 +43,9 @@ def test_section_states_paper_and_ours_and_replaces_itself(report, tmp_path, mon
     text = report.section(runs, None, None)
     assert text.startswith(report.BEGIN) and text.rstrip().endswith(report.END)
     assert "14.1" in text and "| ACC (ours) | car | 40.0 | 0.78 | 20.0 |" in text
-    assert "Reproduced in kind" in text and "Table 2, cars: + ACC lowers" in text
+    # ACC 40° vs untrained 90°: reproduced; regression 30° -> + ACC 25°: within the margin
+    assert "acc@30 0.78 vs 0.50: reproduced" in text
+    assert "ours 30.0° -> 25.0°: not distinguishable" in text
     assert "ACC + background swap from half-way (ours) | chair | 40.0" in text
     doc = tmp_path / "REPRODUCTION.md"
     doc.write_text("# Report\n\nearlier sections\n")
