@@ -125,7 +125,9 @@ def test_train_form_follows_presets_and_blocks_impossible_sets(acc_home):
     names = ["floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"]
     assert [at.segmented_control(key=f"t_a_{n}").value for n in names] == [
         "active", "inactive", "active", "active", "active", "active"]
-    assert at.number_input(key="t_steps").value == 300  # quick preset
+    from acc_core.config import preset
+
+    assert at.number_input(key="t_steps").value == preset("quick").train.steps
     at.segmented_control(key="t_preset").set_value("paper").run()
     assert at.number_input(key="t_steps").value == 2000
     assert any("Estimated run time" in i.value for i in at.info)
