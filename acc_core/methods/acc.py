@@ -71,7 +71,7 @@ QUICK_IMAGE_SIZE = 48
 # on its log(set size) plateau for hundreds of steps; this gain on the output layer's initial
 # weights starts them near 1 (0.9-0.95 at 48x48).
 QUICK_OUTPUT_GAIN = 14.0
-QUICK_STEPS = 450  # about a minute on a quiet 2-core CPU (benchmarks/bench_methods.py)
+QUICK_STEPS = 450  # 74 s a whole run on a quiet 2-core CPU (benchmarks/bench_methods.py --methods acc)
 QUICK_LR = 3e-4  # 1e-3 (warm-up 50, cosine decay) lost scale and shape at 32x32
 
 
