@@ -467,3 +467,63 @@ def test_leaderboard_opens_fast_and_its_links_open_the_runs(server, browser):
     no_errors(page)
     assert run_ids[0][:6] in page.content()
     page.close()
+
+
+def test_a_pose_run_from_the_train_page_and_a_real_query(server, browser):
+    """Pose transfer as a new user meets it: train the pose scenario for a few steps from the
+    Train page, open the Pose page, query a real-domain image and see its nearest synthetic
+    neighbours for ACC beside the untrained network, with the error histogram."""
+    url, home = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(f"{url}/train")
+        page.get_by_role("button", name="Launch").wait_for()
+        assert pick(page, "Dataset", "pose-procedural")
+        settle(page)
+        assert pick(page, "Method", re.compile("^ACC for pose transfer"))
+        settle(page)
+        info = page.locator('[data-testid="stAlertContentInfo"]', has_text="Supervision (acc_pose)")
+        info.first.wait_for()
+        assert "no pose label reaches the ACC loss" in info.first.inner_text()
+        fill_number(page, "Steps", "4")
+        page.get_by_text("Advanced").click()
+        assert pick(page, "Image size", "16 px")
+        settle(page)
+        for label, value in [("Snapshot every (steps)", "2"), ("Probe subset size", "200")]:
+            fill_number(page, label, value)
+        no_errors(page)
+        page.get_by_role("button", name="Launch").click()
+        page.get_by_text("Queued 1 run(s).").wait_for()
+        settle(page)
+        watched = page.get_by_role("combobox", name="Watch run").first.input_value()
+        assert " acc_pose " in f" {watched} "
+        page.get_by_text("Done. Explore it on the other pages.").wait_for(timeout=TIMEOUT_MS)
+
+        t0 = time.perf_counter()
+        open_page(page, url, "pose")
+        settle(page)
+        no_errors(page)
+        page.get_by_text("Query (real)").first.wait_for()
+        page.get_by_text("ACC: nearest synthetic images").first.wait_for()
+        page.get_by_text("untrained network: nearest synthetic images").first.wait_for()
+        page.get_by_role("heading", name="Errors of every query").first.wait_for()
+        opened = time.perf_counter() - t0
+        before = page.get_by_text("ACC: nearest synthetic images").first.locator(
+            "xpath=ancestor::*[@data-testid='stColumn'][1]").inner_text()
+        slider = page.get_by_role("slider").first  # another real query
+        slider.focus()
+        for _ in range(5):
+            slider.press("ArrowRight")
+        settle(page)
+        no_errors(page)
+        assert page.get_by_role("slider").first.get_attribute("aria-valuenow") != "0"
+        after = page.get_by_text("ACC: nearest synthetic images").first.locator(
+            "xpath=ancestor::*[@data-testid='stColumn'][1]").inner_text()
+        assert "°" in after and after != before  # the captions give the new neighbours' poses
+        print(json.dumps({"pose_page_open_s": round(opened, 2)}))
+    except BaseException:
+        shot = home.parent / "failure-pose.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"the page at failure: {shot}; server log: {home.parent / 'streamlit.log'}")
+        raise

@@ -204,7 +204,7 @@ def hyperparameters() -> None:
                                                    "shows the spread across seeds.")
     with st.expander("Advanced"):
         c = st.columns(4)
-        c[0].selectbox("Image size", [0, 16, 28, 32, 64], key="t_image_size",
+        c[0].selectbox("Image size", [0, 16, 28, 32, 48, 64], key="t_image_size",
                        format_func=lambda s: "native" if s == 0 else f"{s} px")
         c[1].number_input("Set pairs per step", min_value=1, max_value=16, key="t_pairs")
         c[2].number_input("Snapshot every (steps)", min_value=1, max_value=100_000,
