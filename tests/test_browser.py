@@ -509,8 +509,11 @@ def test_a_pose_run_from_the_train_page_and_a_real_query(server, browser):
         page.get_by_text("untrained network: nearest synthetic images").first.wait_for()
         page.get_by_role("heading", name="Errors of every query").first.wait_for()
         opened = time.perf_counter() - t0
-        before = page.get_by_text("ACC: nearest synthetic images").first.locator(
-            "xpath=ancestor::*[@data-testid='stColumn'][1]").inner_text()
+        def query_column() -> str:  # the query's own pose caption
+            return page.get_by_text("Query (real)").first.locator(
+                "xpath=ancestor::*[@data-testid='stColumn'][1]").inner_text()
+
+        before = query_column()
         slider = page.get_by_role("slider").first  # another real query
         slider.focus()
         for _ in range(5):
@@ -518,9 +521,14 @@ def test_a_pose_run_from_the_train_page_and_a_real_query(server, browser):
         settle(page)
         no_errors(page)
         assert page.get_by_role("slider").first.get_attribute("aria-valuenow") != "0"
-        after = page.get_by_text("ACC: nearest synthetic images").first.locator(
+        deadline = time.time() + 60  # the page reruns for the new query
+        while query_column() == before and time.time() < deadline:
+            time.sleep(0.3)
+        settle(page)
+        assert "°" in query_column() and query_column() != before, (before, query_column())
+        neighbours = page.get_by_text("ACC: nearest synthetic images").first.locator(
             "xpath=ancestor::*[@data-testid='stColumn'][1]").inner_text()
-        assert "°" in after and after != before  # the captions give the new neighbours' poses
+        assert neighbours.count("° off") == 4  # four neighbours, each with its pose error
         print(json.dumps({"pose_page_open_s": round(opened, 2)}))
     except BaseException:
         shot = home.parent / "failure-pose.png"
