@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import streamlit as st
 
@@ -38,7 +39,13 @@ def render(fig, fmt: str) -> bytes:
     import plotly.io as pio
 
     size = {"width": fig.layout.width or 1100, "height": fig.layout.height or 500}
-    return pio.to_image(fig, format=fmt, scale=2 if fmt == "png" else 1, **size)
+    for attempt in range(3):
+        try:
+            return pio.to_image(fig, format=fmt, scale=2 if fmt == "png" else 1, **size)
+        except Exception as e:  # kaleido's browser tab can be asked before its script loaded
+            if attempt == 2 or "kaleido" not in type(e).__module__:
+                raise
+            time.sleep(0.5)
 
 
 def save_buttons(fig, key: str, name: str | None = None, where=None) -> None:
