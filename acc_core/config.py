@@ -68,6 +68,13 @@ class TrainConfig:
     checkpoint_every: int = 100
     snapshot_every: int = 100  # embeddings of the probe subset, to watch training
     probe_size: int = 2000
+    # Arithmetic of the training steps (not a paper setting; the papers train in float32):
+    # "default" = bfloat16 autocast on a GPU, float32 on a CPU (how runs always trained);
+    # "float32" everywhere; "bfloat16" = autocast wherever the device computes bf16 natively
+    # (AMX / AVX512-BF16 CPUs, recent GPUs; float32 elsewhere, since emulated bf16 is slower).
+    # Under autocast convolutions and dense layers run in bf16; the loss's distances, softmax
+    # and cross-entropy stay float32. metrics.json records the precision a run trained in.
+    precision: str = "default"
 
 
 @dataclass(frozen=True)
@@ -174,9 +181,25 @@ class RunConfig:
         return methods.get(self.train.method)
 
 
-_OMIT_AT_DEFAULT = (("model", "output_gain"), ("train", "lr_schedule"), ("train", "warmup_steps"))
+_OMIT_AT_DEFAULT = (("model", "output_gain"), ("train", "lr_schedule"), ("train", "warmup_steps"),
+                    ("train", "precision"))
 _DEFAULTS = {"model": dataclasses.asdict(ModelConfig()), "train": dataclasses.asdict(TrainConfig())}
 LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("default", "float32", "bfloat16")
+
+
+def training_precision(train: TrainConfig, device) -> str:
+    """The arithmetic `train.precision` means on `device`: "bfloat16" or "float32"."""
+    import torch
+
+    from acc_core.embed import bf16_native
+
+    dev = torch.device(device)
+    if train.precision == "float32":
+        return "float32"
+    if train.precision == "default":
+        return "bfloat16" if dev.type == "cuda" else "float32"
+    return "bfloat16" if bf16_native(dev) else "float32"
 
 
 def lr_factor(train: TrainConfig, step: int) -> float:
@@ -235,6 +258,8 @@ def validate(config: RunConfig) -> None:
         raise ValueError(f"unknown lr schedule {t.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
     if not 0 <= t.warmup_steps < t.steps:
         raise ValueError(f"warmup steps must be in 0..steps-1, got {t.warmup_steps}")
+    if t.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {t.precision!r}; valid: {', '.join(PRECISIONS)}")
     if not (config.model.output_gain > 0 and math.isfinite(config.model.output_gain)):
         raise ValueError(f"output gain must be a finite number > 0, got {config.model.output_gain}")
     if t.set_size < 2:

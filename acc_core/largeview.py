@@ -65,9 +65,13 @@ def cannot_embed(run) -> str | None:
     step = _checkpoint_step(d)
     if rundir.is_shipped(d) and not rundir.checkpoint_path(d).exists():
         name = rundir.read_meta(d).get("name", d.name)
+        with_weights = sorted(rundir.read_meta(p.parent).get("name", p.parent.name)
+                              for p in d.parent.glob(f"*/{rundir.CHECKPOINT}")
+                              if rundir.read_config(p.parent).data.source == cfg.data.source)
+        pick = f" ({', '.join(with_weights)})" if with_weights else ""
         return (f"the shipped run {name} ships without weights (no checkpoint.pt), so only its "
-                f"probe subset can be shown; pick a shipped run with weights, or train it "
-                f"yourself with `acc pretrained build {name}`")
+                f"probe subset can be shown; pick a shipped run with weights{pick}, or train "
+                f"the same scenario with another seed on the Train page")
     if step is None:
         return "this run has no checkpoint yet; wait until it has trained"
     if step < cfg.train.steps:

@@ -115,7 +115,11 @@ def acc_loss(
     and `a_target` (N, E) another augmentation of the same images: the cycle starts from
     the first and must come back to the second.
     """
-    logits = cycle_logits(a, b, similarity=similarity, temperature=temperature, a_target=a_target)
+    # float32 even under bf16 autocast (TrainConfig.precision): the soft nearest neighbour's
+    # weighted sum is a matmul that autocast would round to 3 significant digits.
+    with torch.autocast(a.device.type, enabled=False):
+        logits = cycle_logits(a.float(), b.float(), similarity=similarity, temperature=temperature,
+                              a_target=None if a_target is None else a_target.float())
     labels = torch.arange(logits.shape[0], device=logits.device)  # (N,) the cycle returns to i
     return F.cross_entropy(logits, labels)  # log-softmax inside: stable for any logit scale
 

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from acc_core import data as data_sources
 from acc_core import faults, rundir
-from acc_core.config import RunConfig, lr_factor, validate
+from acc_core.config import RunConfig, lr_factor, training_precision, validate
 from acc_core.data.base import DataError
 
 PROBE_SEED = 20_200_607  # the probe subset is the same for every run on a dataset
@@ -220,10 +220,11 @@ def train(
     if start not in have and (start == 0 or start % t.snapshot_every == 0 or start == t.steps):
         snapshot(start)  # step 0: the untrained network, the baseline every figure shows
     if start >= t.steps:
-        _finish(run_dir, config, model, dataset, dev, None, 0, 0.0)
+        _finish(run_dir, config, model, dataset, dev, None, 0, 0.0, training_precision(t, dev))
         return {"status": "done", "step": start, "reason": None}
 
-    amp = dev.type == "cuda"
+    precision = training_precision(t, dev)
+    amp = precision == "bfloat16"
     t0, step = time.perf_counter(), start
     steps_done_here = 0
     loss_value = float("nan")
@@ -274,12 +275,12 @@ def train(
                 progress({**rec, "steps": t.steps})
 
     _finish(run_dir, config, model, dataset, dev, loss_value, steps_done_here,
-            time.perf_counter() - t0)
+            time.perf_counter() - t0, precision)
     return {"status": "done", "step": step, "reason": None}
 
 
 def _finish(run_dir: Path, config: RunConfig, model, dataset, dev, loss_value, steps_here: int,
-            seconds: float) -> None:
+            seconds: float, precision: str) -> None:
     """What a finished run holds besides its last checkpoint and snapshot: the method's own
     evaluation (if it has one) and, last, metrics.json. A resume whose checkpoint is already
     final lands here too and writes whatever a kill prevented."""
@@ -292,11 +293,11 @@ def _finish(run_dir: Path, config: RunConfig, model, dataset, dev, loss_value, s
             rundir.write_model_eval(run_dir, result)
     if loss_value is None and rundir.read_metrics(run_dir) is not None:
         return
-    _write_metrics(run_dir, config, loss_value, steps_here, seconds, dev)
+    _write_metrics(run_dir, config, loss_value, steps_here, seconds, dev, precision)
 
 
 def _write_metrics(run_dir: Path, config: RunConfig, loss_value, steps_here: int, seconds: float,
-                   dev) -> None:
+                   dev, precision: str) -> None:
     """metrics.json; on a resume that had nothing left to train, the last logged loss."""
     if loss_value is None:
         if rundir.read_metrics(run_dir) is not None:
@@ -308,4 +309,5 @@ def _write_metrics(run_dir: Path, config: RunConfig, loss_value, steps_here: int
         "steps": config.train.steps,
         "steps_per_s_last_session": steps_here / max(seconds, 1e-9),
         "device": str(dev),
+        "precision": precision,  # the arithmetic of the training steps (TrainConfig.precision)
     })

@@ -54,7 +54,11 @@ def one_run(recipe: str, seed: int) -> dict:
         sigma = evaluate.default_sigma(d)
         mi = evaluate.mi_at(d, sigma, "final")
         names = evaluate.embeddings(d, "final")["factor_names"]
+        precision = json.loads((Path(d) / "metrics.json").read_text()).get("precision", "float32")
+    import torch
+
     return {"recipe": recipe, "seed": seed, "run_id": cfg.run_id, "seconds": round(seconds, 1),
+            "torch_threads": torch.get_num_threads(), "precision": precision,
             "steps": cfg.train.steps, "steps_per_s": round(rates[-1], 2),
             "load_avg_1min": [round(load_start[0], 2), round(load_end[0], 2)], "sigma": sigma,
             "mi": {n: round(float(v), 3) for n, v in zip(names, mi)}}

@@ -3,7 +3,9 @@ preset's wall time, and achieved GFLOP/s against a matmul measured in the same r
 
 Prints JSON. For each method of `acc_core.methods`:
 - `steps_per_s`: steps/s of `acc_core.train.train`'s step (batcher, image loading, loss,
-  backward, optimiser) on its quick Shapes3D preset, timed over `--steps` steps after warm-up;
+  backward, optimiser) on its quick Shapes3D preset, in the precision `train` uses for it
+  (`precision`: bfloat16 autocast where the preset asks for it and the hardware has it),
+  timed over `--steps` steps after warm-up;
 - `gflop_per_step` (forward + backward as counted by torch.utils.flop_counter on one step) and
   `achieved_gflops` = gflop_per_step x steps_per_s, beside `matmul_gflops` (a 2048^2 fp32
   matmul in the same run): the fraction says how close each method runs to the machine;
@@ -33,7 +35,7 @@ from bench_train import matmul_gflops  # noqa: E402
 
 from acc_core import data as data_sources  # noqa: E402
 from acc_core import methods  # noqa: E402
-from acc_core.config import preset  # noqa: E402
+from acc_core.config import preset, training_precision  # noqa: E402
 from acc_core.train import make_batch, pick_device, train  # noqa: E402
 
 
@@ -41,7 +43,9 @@ def one_step(model, optimizer, method, cfg, dataset, draw, step, dev):
     rng = np.random.default_rng([cfg.train.seed, step])
     gen = torch.Generator().manual_seed(step)
     batch = make_batch(draw, dataset, cfg, rng, step, dev)
-    loss, _ = method.loss(model, batch, cfg, gen, step)
+    amp = training_precision(cfg.train, dev) == "bfloat16"  # as `train` computes it
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+        loss, _ = method.loss(model, batch, cfg, gen, step)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -67,7 +71,8 @@ def measure(name: str, steps: int, full: bool, dev) -> dict:
         one_step(model, optimizer, method, cfg, dataset, draw, int(s), dev)
     rate = steps / (time.perf_counter() - t0)
     out = {"method": name, "title": method.title, "steps": cfg.train.steps,
-           "image_size": cfg.data.image_size, "steps_per_s": round(rate, 3),
+           "image_size": cfg.data.image_size, "precision": training_precision(cfg.train, dev),
+           "steps_per_s": round(rate, 3),
            "gflop_per_step": round(flops / 1e9, 3),
            "achieved_gflops": round(flops / 1e9 * rate, 2),
            "quick_preset_s_estimate": round(cfg.train.steps / rate, 1)}

@@ -71,6 +71,11 @@ def summarise(runs: list[Path], title: str) -> dict:
     return row
 
 
+def _rows(rows: list[dict], cell) -> list[str]:
+    """One table line per baseline: its title, then cell(row, factor) for every factor."""
+    return [f"| {r['title']} | " + " | ".join(cell(r, f) for f in FACTORS) + " |" for r in rows]
+
+
 def markdown(rows: list[dict]) -> str:
     ms = lambda v: f"{v['mean']:.2f} ± {v['sd']:.2f}"  # noqa: E731
     rule = {"l2sq": "√τ", "l2": "τ", "cosine": "√(2τ)"}
@@ -84,22 +89,18 @@ def markdown(rows: list[dict]) -> str:
                      + " | ".join(ms(r["factors"][f]["final_mi"]) for f in FACTORS) + " |")
     lines += ["", f"MI at σ = {REL_SIGMA:g} x each run's own RMS radius (scale-free):", "",
               "| baseline | " + " | ".join(FACTORS) + " |", "| --- | " + " | ".join("---" for _ in FACTORS) + " |"]
-    for r in rows:
-        lines.append(f"| {r['title']} | " + " | ".join(ms(r["factors"][f]["mi_quarter_radius"]) for f in FACTORS) + " |")
+    lines += _rows(rows, lambda r, f: ms(r["factors"][f]["mi_quarter_radius"]))
     lines += ["", "Probe accuracy at each run's own length scale (chance in the header):", "",
               "| baseline | " + " | ".join(
                   f"{f} ({rows[0]['factors'][f]['probe_chance']:.2f})" for f in FACTORS) + " |",
               "| --- | " + " | ".join("---" for _ in FACTORS) + " |"]
-    for r in rows:
-        lines.append(f"| {r['title']} | " + " | ".join(ms(r["factors"][f]["final_probe"]) for f in FACTORS) + " |")
+    lines += _rows(rows, lambda r, f: ms(r["factors"][f]["final_probe"]))
     lines += ["", "kNN agreement (k = 10), untrained -> trained:", "",
               "| baseline | " + " | ".join(
                   f"{f} ({rows[0]['factors'][f]['agreement_chance']:.2f})" for f in FACTORS) + " |",
               "| --- | " + " | ".join("---" for _ in FACTORS) + " |"]
-    for r in rows:
-        lines.append(f"| {r['title']} | " + " | ".join(
-            f"{r['factors'][f]['initial_agreement']['mean']:.2f} -> "
-            f"{r['factors'][f]['final_agreement']['mean']:.2f}" for f in FACTORS) + " |")
+    lines += _rows(rows, lambda r, f: f"{r['factors'][f]['initial_agreement']['mean']:.2f} -> "
+                                      f"{r['factors'][f]['final_agreement']['mean']:.2f}")
     lines += ["", "MI in nats, mean ± sd over seeds. RMS radius of the trained embeddings, per "
               "seed: " + "; ".join(
                   f"{r['method']} " + ", ".join(f"{x:.2f}" for x in r["rms_radius_per_seed"]) for r in rows) + ". "

@@ -196,6 +196,46 @@ def fill_number(page, label: str, value: str) -> None:
 
 
 # ----- the test ------------------------------------------------------------------------------
+def open_train(page, url: str, *, dataset: str | None = None, method: str | None = None,
+               title: str | None = None) -> str | None:
+    """The Train page, with `dataset` and the method whose title matches `title` picked;
+    returns the method's supervision note (None when no method is picked)."""
+    page.goto(f"{url}/train")
+    page.get_by_role("button", name="Launch").wait_for()
+    if dataset is not None:
+        assert pick(page, "Dataset", dataset)
+        settle(page)
+    if method is None:
+        return None
+    assert pick(page, "Method", re.compile(title))
+    settle(page)
+    info = page.locator('[data-testid="stAlertContentInfo"]', has_text=f"Supervision ({method})")
+    info.first.wait_for()
+    return info.first.inner_text()
+
+
+def launch(page, fields: list[tuple[str, str]], snapshot_every: str, probe: str = "200",
+           advanced=None) -> tuple[str, float]:
+    """Fill the form's number `fields`, then Advanced (`advanced(page)` first, then the
+    snapshot interval and probe size), launch one run, follow it on the watcher until done:
+    (the watched run's label, seconds from Launch to done)."""
+    for label, value in fields:
+        fill_number(page, label, value)
+    page.get_by_text("Advanced").click()
+    if advanced is not None:
+        advanced(page)
+    for label, value in [("Snapshot every (steps)", snapshot_every), ("Probe subset size", probe)]:
+        fill_number(page, label, value)
+    no_errors(page)
+    t0 = time.perf_counter()
+    page.get_by_role("button", name="Launch").click()
+    page.get_by_text("Queued 1 run(s).").wait_for()
+    settle(page)
+    watched = page.get_by_role("combobox", name="Watch run").first.input_value()
+    page.get_by_text("Done. Explore it on the other pages.").wait_for(timeout=TIMEOUT_MS)
+    return watched, time.perf_counter() - t0
+
+
 def test_every_page_in_chromium(server, browser, shots):
     url, home = server
     shots.mkdir(parents=True, exist_ok=True)
@@ -218,22 +258,11 @@ def walk_through(page, url: str, shots: Path) -> None:
     no_errors(page)
 
     # Train: a tiny run (10 steps, sets of 8) launched from the page, trained by the worker.
-    page.goto(f"{url}/train")
-    page.get_by_role("button", name="Launch").wait_for()
-    for label, value in [("Steps", "10"), ("Set size", "8"), ("Code dimension", "8")]:
-        fill_number(page, label, value)
-    page.get_by_text("Advanced").click()
-    for label, value in [("Snapshot every (steps)", "5"), ("Probe subset size", "300")]:
-        fill_number(page, label, value)
-    no_errors(page)
-    t0 = time.perf_counter()
-    page.get_by_role("button", name="Launch").click()
-    page.get_by_text("Queued 1 run(s).").wait_for()
-    settle(page)
+    open_train(page, url)
     # The watcher follows the new run, live, until it is done.
-    assert "d=8" in page.get_by_role("combobox", name="Watch run").first.input_value()
-    page.get_by_text("Done. Explore it on the other pages.").wait_for(timeout=TIMEOUT_MS)
-    timings["tiny_run_launch_to_done_s"] = time.perf_counter() - t0
+    watched, timings["tiny_run_launch_to_done_s"] = launch(
+        page, [("Steps", "10"), ("Set size", "8"), ("Code dimension", "8")], "5", probe="300")
+    assert "d=8" in watched
     page.locator(PLOT).nth(1).wait_for(state="visible")  # loss curve and PCA
     no_errors(page)
 
@@ -342,24 +371,9 @@ def test_a_lord_run_from_the_train_page_on_every_page(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(TIMEOUT_MS)
     try:
-        page.goto(f"{url}/train")
-        page.get_by_role("button", name="Launch").wait_for()
-        assert pick(page, "Method", re.compile("^LORD"))
-        settle(page)
-        info = page.locator('[data-testid="stAlertContentInfo"]', has_text="Supervision (lord)")
-        info.first.wait_for()
-        assert "class" in info.first.inner_text()
-        fill_number(page, "Steps", "12")
-        page.get_by_text("Advanced").click()
-        for label, value in [("Snapshot every (steps)", "6"), ("Probe subset size", "200")]:
-            fill_number(page, label, value)
-        no_errors(page)
-        page.get_by_role("button", name="Launch").click()
-        page.get_by_text("Queued 1 run(s).").wait_for()
-        settle(page)
-        watched = page.get_by_role("combobox", name="Watch run").first.input_value()
+        assert "class" in open_train(page, url, method="lord", title="^LORD")
+        watched, _ = launch(page, [("Steps", "12")], "6")
         assert " lord " in f" {watched} "
-        page.get_by_text("Done. Explore it on the other pages.").wait_for(timeout=TIMEOUT_MS)
         run_prefix = watched.rsplit("·", 1)[-1].strip()
 
         open_page(page, url, "embeddings")
@@ -401,24 +415,9 @@ def test_mixing_and_rci_from_the_train_page_beside_acc(server, browser):
                 ("mixing", "^Mixing autoencoder", "Unsupervised", ("Chunk x factor mAP", "Chunk swap")),
                 ("rci", "^Reconstruction \\+ contrast", "exactly", ("Invariance (seed 004, Table 1)",
                                                                     "z_p / z_n transfer"))):
-            page.goto(f"{url}/train")
-            page.get_by_role("button", name="Launch").wait_for()
-            assert pick(page, "Method", re.compile(title))
-            settle(page)
-            info = page.locator('[data-testid="stAlertContentInfo"]', has_text=f"Supervision ({method})")
-            info.first.wait_for()
-            assert says in info.first.inner_text()
-            fill_number(page, "Steps", "6")
-            page.get_by_text("Advanced").click()
-            for label, value in [("Snapshot every (steps)", "3"), ("Probe subset size", "200")]:
-                fill_number(page, label, value)
-            no_errors(page)
-            page.get_by_role("button", name="Launch").click()
-            page.get_by_text("Queued 1 run(s).").wait_for()
-            settle(page)
-            watched = page.get_by_role("combobox", name="Watch run").first.input_value()
+            assert says in open_train(page, url, method=method, title=title)
+            watched, _ = launch(page, [("Steps", "6")], "3")
             assert f" {method} " in f" {watched} "
-            page.get_by_text("Done. Explore it on the other pages.").wait_for(timeout=TIMEOUT_MS)
             prefixes.append(watched.rsplit("·", 1)[-1].strip())
 
             open_page(page, url, "embeddings")
@@ -477,28 +476,16 @@ def test_a_pose_run_from_the_train_page_and_a_real_query(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(TIMEOUT_MS)
     try:
-        page.goto(f"{url}/train")
-        page.get_by_role("button", name="Launch").wait_for()
-        assert pick(page, "Dataset", "pose-procedural")
-        settle(page)
-        assert pick(page, "Method", re.compile("^ACC for pose transfer"))
-        settle(page)
-        info = page.locator('[data-testid="stAlertContentInfo"]', has_text="Supervision (acc_pose)")
-        info.first.wait_for()
-        assert "no pose label reaches the ACC loss" in info.first.inner_text()
-        fill_number(page, "Steps", "4")
-        page.get_by_text("Advanced").click()
-        assert pick(page, "Image size", "16 px")
-        settle(page)
-        for label, value in [("Snapshot every (steps)", "2"), ("Probe subset size", "200")]:
-            fill_number(page, label, value)
-        no_errors(page)
-        page.get_by_role("button", name="Launch").click()
-        page.get_by_text("Queued 1 run(s).").wait_for()
-        settle(page)
-        watched = page.get_by_role("combobox", name="Watch run").first.input_value()
+        note = open_train(page, url, dataset="pose-procedural", method="acc_pose",
+                          title="^ACC for pose transfer")
+        assert "no pose label reaches the ACC loss" in note
+
+        def small_images(page):
+            assert pick(page, "Image size", "16 px")
+            settle(page)
+
+        watched, _ = launch(page, [("Steps", "4")], "2", advanced=small_images)
         assert " acc_pose " in f" {watched} "
-        page.get_by_text("Done. Explore it on the other pages.").wait_for(timeout=TIMEOUT_MS)
 
         t0 = time.perf_counter()
         open_page(page, url, "pose")

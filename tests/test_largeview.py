@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -85,6 +86,8 @@ def test_a_stopped_job_goes_back_to_the_queue(trained):
 def test_shipped_runs_without_weights_cannot_be_embedded(acc_home):
     reason = largeview.cannot_embed("shapes3d-wall-hue-lord")
     assert "ships without weights (no checkpoint.pt)" in reason
+    assert re.search(r"\(.*shapes3d-all-hues.*shapes3d-wall-hue\)", reason)  # runs to pick instead
+    assert "digits-style" not in reason  # another dataset
     with pytest.raises(ValueError, match="ships without weights"):
         largeview.request("shapes3d-wall-hue-lord", 1000, start_worker=False)
     assert largeview.cannot_embed("shapes3d-wall-hue") is None

@@ -1,6 +1,8 @@
 """The quick Shapes3D recipe's named departures from the papers' do what their docstrings say:
 the output gain starts the embeddings near the loss's length scale, the lr schedule follows
-its formula, and options left at their defaults leave every earlier run id unchanged."""
+its formula, bfloat16 training keeps the loss in float32 and falls back to float32 where the
+device has no native bf16, and options left at their defaults leave every earlier run id
+unchanged."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import torch
 
 from acc_core import data as data_sources
 from acc_core import losses
-from acc_core.config import RunConfig, TrainConfig, lr_factor, preset, validate
+from acc_core.config import RunConfig, TrainConfig, lr_factor, preset, training_precision, validate
 from acc_core.methods import acc
 
 
@@ -47,17 +49,70 @@ def test_the_quick_recipe_changes_only_named_options():
     differ = {f.name for f in dataclasses.fields(TrainConfig)
               if getattr(new.train, f.name) != getattr(old.train, f.name)}
     assert differ <= {"steps", "lr", "lr_schedule", "warmup_steps", "checkpoint_every",
-                      "snapshot_every"}
+                      "snapshot_every", "precision"}
     validate(new)
 
 
 def test_options_at_their_defaults_leave_the_canonical_json_unchanged():
     cfg = acc.RECIPES["quick-300"]("shapes3d-procedural")
     text = cfg.canonical_json()
-    assert "output_gain" not in text and "lr_schedule" not in text and "warmup_steps" not in text
+    for name in ("output_gain", "lr_schedule", "warmup_steps", "precision"):
+        assert name not in text
     assert RunConfig.from_json(text) == cfg
     gained = cfg.replace(model=dataclasses.replace(cfg.model, output_gain=2.0))
     assert gained.run_id != cfg.run_id and RunConfig.from_json(gained.canonical_json()) == gained
+    bf16 = cfg.replace(train=dataclasses.replace(cfg.train, precision="bfloat16"))
+    assert bf16.run_id != cfg.run_id and RunConfig.from_json(bf16.canonical_json()) == bf16
+
+
+def test_precision_means_bf16_only_where_the_device_has_it(monkeypatch):
+    import acc_core.embed as embed
+
+    t = TrainConfig(precision="bfloat16")
+    monkeypatch.setattr(embed, "bf16_native", lambda dev: True)
+    assert training_precision(t, "cpu") == "bfloat16"
+    assert training_precision(TrainConfig(), "cpu") == "float32"  # "default": float32 on a CPU
+    assert training_precision(TrainConfig(precision="float32"), "cpu") == "float32"
+    monkeypatch.setattr(embed, "bf16_native", lambda dev: False)  # emulated bf16 is slower
+    assert training_precision(t, "cpu") == "float32"
+    cfg = preset("quick")
+    with pytest.raises(ValueError, match="unknown precision 'half'; valid: default, float32"):
+        validate(cfg.replace(train=dataclasses.replace(cfg.train, precision="half")))
+
+
+def test_under_bf16_autocast_the_acc_loss_and_its_gradient_stay_float32():
+    g = torch.Generator().manual_seed(0)
+    a = (3 * torch.randn(32, 64, generator=g)).requires_grad_()
+    b = 3 * torch.randn(32, 64, generator=g)
+    exact = losses.acc_loss(a, b)
+    (grad,) = torch.autograd.grad(exact, a)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = losses.acc_loss(a, b)
+    (grad_under,) = torch.autograd.grad(under, a)
+    assert under.dtype == torch.float32
+    assert float(under) == pytest.approx(float(exact), rel=1e-6)
+    assert torch.allclose(grad_under, grad, rtol=1e-5, atol=1e-7)
+    # without the guard, autocast would compute the soft nearest neighbour in bf16
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        alpha = torch.softmax(losses.similarity_matrix(a, b), dim=1)
+        assert (alpha @ b).dtype == torch.bfloat16
+
+
+def test_a_bf16_run_records_its_precision_and_trains(tmp_path, monkeypatch):
+    import json
+
+    import acc_core.embed as embed
+    from acc_core.train import train
+
+    monkeypatch.setattr(embed, "bf16_native", lambda dev: True)  # autocast works emulated too
+    cfg = acc.RECIPES["quick-300"]("shapes3d-procedural")
+    cfg = cfg.replace(data=dataclasses.replace(cfg.data, image_size=32),
+                      train=dataclasses.replace(cfg.train, steps=4, snapshot_every=4,
+                                                checkpoint_every=4, probe_size=64,
+                                                precision="bfloat16"))
+    assert train(cfg, tmp_path / "run")["status"] == "done"
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["precision"] == "bfloat16" and math.isfinite(metrics["final_loss"])
 
 
 def test_lr_factor_warms_up_linearly_then_decays_by_cosine():

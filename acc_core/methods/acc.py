@@ -4,9 +4,10 @@ Supervision: sets. Set A and set B each hold their inactive factors at one rando
 set; the loss (`acc_core.losses.acc_loss`, both directions) asks each a_i to come back to
 itself through its soft nearest neighbour in B. One network; one representation,
 `embedding`. Presets: `paper` = the ABC supplement S8.1 (Shapes3D, Table S3 at 64x64) and
-S8.2 (MNIST/digits, Table S4, digit 9 held out); `quick` = the same network at 32x32 with its
-output layer scaled to start at the loss's length scale, in fewer, larger steps (README,
-"Presets"); `RECIPES` also holds the former quick preset, `quick-300`.
+S8.2 (MNIST/digits, Table S4, digit 9 held out); `quick` = the same network at 48x48 with its
+output layer scaled to start at the loss's length scale, in fewer, larger steps, in bfloat16
+where the hardware has it (README, "Presets"); `RECIPES` also holds the former quick preset,
+`quick-300`, and `quick-float32`.
 """
 
 from __future__ import annotations
@@ -71,8 +72,13 @@ QUICK_IMAGE_SIZE = 48
 # on its log(set size) plateau for hundreds of steps; this gain on the output layer's initial
 # weights starts them near 1 (0.9-0.95 at 48x48).
 QUICK_OUTPUT_GAIN = 14.0
-QUICK_STEPS = 450  # 74 s a whole run on a quiet 2-core CPU (benchmarks/bench_methods.py --methods acc)
+# 600 steps: with 450 scale appeared in three seeds of five (0.15-0.55 nats), with 600 in all
+# five (0.33-0.65); 43 s a whole run on a quiet 2-core AMX CPU in bf16 (bench_acc_recipes.json).
+QUICK_STEPS = 600
 QUICK_LR = 3e-4  # 1e-3 (warm-up 50, cosine decay) lost scale and shape at 32x32
+# bfloat16 autocast where the CPU or GPU computes it natively (TrainConfig.precision): a
+# step of this recipe takes a third of its float32 time on an AMX CPU; float32 elsewhere.
+QUICK_PRECISION = "bfloat16"
 
 
 def _quick(source: str):
@@ -82,13 +88,22 @@ def _quick(source: str):
             data=dataclasses.replace(cfg.data, image_size=QUICK_IMAGE_SIZE),
             model=dataclasses.replace(cfg.model, output_gain=QUICK_OUTPUT_GAIN),
             train=dataclasses.replace(cfg.train, lr=QUICK_LR, steps=QUICK_STEPS,
-                                      checkpoint_every=50, snapshot_every=50),
+                                      checkpoint_every=50, snapshot_every=50,
+                                      precision=QUICK_PRECISION),
         )
     return cfg
 
 
-# Every named Shapes3D/digits recipe of ACC: the presets and the former quick preset.
-RECIPES = {"paper": _paper, "quick": _quick, "quick-300": _quick_300}
+def _quick_float32(source: str):
+    """The quick recipe computed in float32 throughout (the ablation of its bfloat16)."""
+    cfg = _quick(source)
+    return cfg.replace(train=dataclasses.replace(cfg.train, precision="float32"))
+
+
+# Every named Shapes3D/digits recipe of ACC: the presets, the former quick preset, and the
+# quick preset in float32 (docs/REPRODUCTION.md, "Quick recipe ablation").
+RECIPES = {"paper": _paper, "quick": _quick, "quick-300": _quick_300,
+           "quick-float32": _quick_float32}
 
 
 def set_batcher(config, dataset):

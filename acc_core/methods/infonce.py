@@ -15,6 +15,17 @@ import torch
 from acc_core.methods.acc import ACC, _quick_300, _paper
 
 
+def _hue_baseline_preset(name: str, source: str, method: str, similarity: str, temperature: float):
+    """A hue double-augmentation baseline's preset: ACC's recipe of that name with no inactive
+    factor, hue augmentation, and the baseline's similarity and temperature. `quick` is the
+    former ACC quick recipe (`quick-300`, no output gain): the shipped runs keep their ids."""
+    cfg = {"paper": _paper, "quick": _quick_300}[name](source)
+    return cfg.replace(set_a=dataclasses.replace(cfg.set_a, inactive=()),
+                       set_b=dataclasses.replace(cfg.set_b, inactive=()),
+                       train=dataclasses.replace(cfg.train, method=method, augmentations=("hue",),
+                                                 similarity=similarity, temperature=temperature))
+
+
 class HueInfoNCE(ACC):
     name = "hue_infonce"
     title = "Baseline: InfoNCE on two hue augmentations"
@@ -26,13 +37,8 @@ class HueInfoNCE(ACC):
                 "are the positive pair (InfoNCE), every other image a negative.")
 
     def presets(self, name: str, source: str):
-        # The former ACC quick recipe (no output gain): the baseline's shipped runs keep their ids.
-        cfg = {"paper": _paper, "quick": _quick_300}[name](source)
         # seed 000 section 4.1: the hue double-augmentation baseline, cosine with tau 0.1
-        return cfg.replace(set_a=dataclasses.replace(cfg.set_a, inactive=()),
-                           set_b=dataclasses.replace(cfg.set_b, inactive=()),
-                           train=dataclasses.replace(cfg.train, method=self.name, augmentations=("hue",),
-                                                     similarity="cosine", temperature=0.1))
+        return _hue_baseline_preset(name, source, self.name, "cosine", 0.1)
 
     def loss(self, model, batch, config, gen, step):
         from acc_core import augment, losses
@@ -73,12 +79,7 @@ class HueAugmentationReference(ACC):
     def presets(self, name: str, source: str):
         # The reference code's flags: its ACC recipe (lr 3e-5, 2000 steps, stack size 32,
         # l2sq, tau = 1, 64-D) with no inactive factor; `quick` = ACC's quick recipe.
-        # The former ACC quick recipe (no output gain): the baseline's shipped runs keep their ids.
-        cfg = {"paper": _paper, "quick": _quick_300}[name](source)
-        return cfg.replace(set_a=dataclasses.replace(cfg.set_a, inactive=()),
-                           set_b=dataclasses.replace(cfg.set_b, inactive=()),
-                           train=dataclasses.replace(cfg.train, method=self.name, augmentations=("hue",),
-                                                     similarity="l2sq", temperature=1.0))
+        return _hue_baseline_preset(name, source, self.name, "l2sq", 1.0)
 
     def batcher(self, config, dataset):
         from acc_core.sets import SetSampler

@@ -88,24 +88,18 @@ def save_form() -> None:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'0' or '0, 1, 2' or '0-4' -> list of seeds."""
-    seeds: list[int] = []
-    for part in str(text).replace(" ", "").split(","):
-        if not part:
-            continue
-        try:
-            if "-" in part[1:]:
-                lo, hi = part.split("-", 1)
-                seeds.extend(range(int(lo), int(hi) + 1))
-            else:
-                seeds.append(int(part))
-        except ValueError:
-            raise ValueError(f"seeds must be integers like '0', '0, 1, 2' or '0-4', got {text!r}")
-    if not seeds:
+    """'0' or '0, 1, 2' or '0-4' -> list of seeds (`acc sweep`'s parser, at most 16 a launch)."""
+    from acc_core.sweep import parse_seeds as parse
+
+    if not str(text).replace(",", "").strip():
         raise ValueError("give at least one seed, e.g. 0 (several seeds launch several runs)")
+    try:
+        seeds = list(parse(text))
+    except ValueError:
+        raise ValueError(f"seeds must be integers like '0', '0, 1, 2' or '0-4', got {text!r}") from None
     if len(seeds) > 16:
         raise ValueError(f"{len(seeds)} seeds is a lot for one launch; use at most 16")
-    return list(dict.fromkeys(seeds))
+    return seeds
 
 
 def configs_from_form(source: str, names: list[str]) -> list[RunConfig]:
