@@ -101,6 +101,11 @@ def cycle_logits(
     return similarity_matrix(a_tilde, target, similarity) / temperature  # (N, N)
 
 
+def _full(x: torch.Tensor) -> torch.Tensor:
+    """x in float32 at least (bf16/fp16 from autocast are widened, float64 is kept)."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def acc_loss(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -118,8 +123,8 @@ def acc_loss(
     # float32 even under bf16 autocast (TrainConfig.precision): the soft nearest neighbour's
     # weighted sum is a matmul that autocast would round to 3 significant digits.
     with torch.autocast(a.device.type, enabled=False):
-        logits = cycle_logits(a.float(), b.float(), similarity=similarity, temperature=temperature,
-                              a_target=None if a_target is None else a_target.float())
+        logits = cycle_logits(_full(a), _full(b), similarity=similarity, temperature=temperature,
+                              a_target=None if a_target is None else _full(a_target))
     labels = torch.arange(logits.shape[0], device=logits.device)  # (N,) the cycle returns to i
     return F.cross_entropy(logits, labels)  # log-softmax inside: stable for any logit scale
 

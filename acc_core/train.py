@@ -141,13 +141,15 @@ def timed_steps(config: RunConfig, steps=(1, 2, 3), device=None) -> list[float]:
     draw = method.batcher(config, dataset)
     model = build_model(config, dataset).to(dev, memory_format=torch.channels_last)
     optimizer = method.optimizer(model, config)
+    amp = training_precision(config.train, dev) == "bfloat16"  # as `train` runs its steps
     out = []
     for step in steps:
         t0 = time.perf_counter()
         rng = np.random.default_rng([config.train.seed, int(step)])
         gen = torch.Generator(device="cpu").manual_seed(int(step))
-        loss, _ = method.loss(model, make_batch(draw, dataset, config, rng, int(step), dev),
-                              config, gen, int(step))
+        batch = make_batch(draw, dataset, config, rng, int(step), dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            loss, _ = method.loss(model, batch, config, gen, int(step))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

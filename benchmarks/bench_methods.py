@@ -8,7 +8,9 @@ Prints JSON. For each method of `acc_core.methods`:
   timed over `--steps` steps after warm-up;
 - `gflop_per_step` (forward + backward as counted by torch.utils.flop_counter on one step) and
   `achieved_gflops` = gflop_per_step x steps_per_s, beside `matmul_gflops` (a 2048^2 fp32
-  matmul in the same run): the fraction says how close each method runs to the machine;
+  matmul in the same run; `matmul_gflops_bf16` the same in bf16 when a method trains in bf16):
+  the fraction, against the matmul of the method's own precision, says how close each method
+  runs to the machine;
 - `quick_preset_s`: the wall time of the whole quick preset through the same `train` as the
   CLI and the worker (snapshots and the method's own evaluation included), unless
   `--skip-full`; `quick_preset_s_estimate` = steps / steps_per_s otherwise.
@@ -98,7 +100,10 @@ def main() -> None:
               "matmul_gflops": round(matmul_gflops(dev), 1), "methods": []}
     for name in a.methods.split(","):
         r = measure(name.strip(), a.steps, not a.skip_full, dev)
-        r["fraction_of_matmul"] = round(r["achieved_gflops"] / result["matmul_gflops"], 3)
+        if r["precision"] == "bfloat16" and "matmul_gflops_bf16" not in result:
+            result["matmul_gflops_bf16"] = round(matmul_gflops(dev, dtype=torch.bfloat16), 1)
+        peak = result["matmul_gflops_bf16" if r["precision"] == "bfloat16" else "matmul_gflops"]
+        r["fraction_of_matmul"] = round(r["achieved_gflops"] / peak, 3)  # of its own precision's
         result["methods"].append(r)
         print(json.dumps(r), file=sys.stderr, flush=True)
     result["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)

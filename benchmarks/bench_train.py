@@ -38,8 +38,9 @@ from acc_core.models import build_encoder, count_flops
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
-def matmul_gflops(device, n=2048, reps=10) -> float:
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_gflops(device, n=2048, reps=10, dtype=torch.float32) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     a @ b
     _sync(device)
     t0 = time.perf_counter()
@@ -71,7 +72,7 @@ def optimised_steps_per_s(cfg, dataset, steps, device) -> float:
     cfg = cfg.replace(train=dataclasses.replace(
         cfg.train, steps=steps, checkpoint_every=10**9, snapshot_every=10**9, probe_size=64))
     real_load = data_sources.load_for
-    data_sources.load_for = lambda c: dataset
+    data_sources.load_for = lambda c, split="train": dataset  # every split: this dataset
     try:
         with tempfile.TemporaryDirectory() as d:
             train_mod.train(cfg, d, device=str(device))
@@ -139,7 +140,7 @@ def naive_steps_per_s(cfg, dataset, steps, device) -> float:
 
 def full_mnist_seconds(cfg, dataset, device) -> float:
     real_load = data_sources.load_for
-    data_sources.load_for = lambda c: dataset
+    data_sources.load_for = lambda c, split="train": dataset  # every split: this dataset
     try:
         with tempfile.TemporaryDirectory() as d:
             t0 = time.perf_counter()

@@ -3,13 +3,15 @@ shipped runs (`acc leaderboard`), and seed 004's Table 3 (3dShapes) beside our m
 
     python docs/make_leaderboard.py     # seconds: it reads the scores shipped with each run
 
-Writes docs/results/leaderboard.json and prints the markdown tables.
+Writes docs/results/leaderboard.json and the markdown tables into REPRODUCTION.md (between
+their `<!-- table: ... -->` markers), and prints them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -52,13 +54,8 @@ def main() -> None:
         out = {a: leaderboard.rows(recs, a)[0] for a in ("none", "pca", "ica")}
     (REPO / "docs" / "results").mkdir(exist_ok=True)
     (REPO / "docs" / "results" / "leaderboard.json").write_text(json.dumps(out, indent=1))
-    print("<!-- table: leaderboard, no alignment -->")
-    print(table(out["none"], COLS))
-    print("<!-- /table -->\n")
-    print("<!-- table: leaderboard, PCA alignment -->")
-    print(table(out["pca"], COLS[:7]))
-    print("<!-- /table -->\n")
-    print("<!-- table: seed 004 Table 3 -->")
+    blocks = {"leaderboard, no alignment": table(out["none"], COLS),
+              "leaderboard, PCA alignment": table(out["pca"], COLS[:7])}
     head = ["method", "scenario", "source"] + [leaderboard.COLUMNS[c] for c in TABLE3_COLS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, paper in TABLE3.items():
@@ -68,9 +65,15 @@ def main() -> None:
             if r["method"] == method and r["dataset"] == "shapes3d-procedural":
                 lines.append("| " + " | ".join([method, r["scenario"], "measured here"]
                                                + [cell(r, c) for c in TABLE3_COLS]) + " |")
-    print("\n".join(lines))
-    print("<!-- /table -->")
-
+    blocks["seed 004 Table 3"] = "\n".join(lines)
+    doc = REPO / "docs" / "REPRODUCTION.md"
+    text = doc.read_text()
+    for title, body in blocks.items():  # this script's tables only; the others stay as they are
+        print(f"<!-- table: {title} -->\n{body}\n<!-- /table -->\n")
+        text = re.sub(rf"<!-- table: {re.escape(title)} -->.*?<!-- /table -->",
+                      lambda _: f"<!-- table: {title} -->\n{body}\n<!-- /table -->", text, flags=re.S)
+    doc.write_text(text)
+    print(f"wrote docs/results/leaderboard.json and the tables of {doc.relative_to(REPO)}")
 
 if __name__ == "__main__":
     main()

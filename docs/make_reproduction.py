@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from acc_core import evaluate, pretrained  # noqa: E402
 from acc_core.analysis import mi as mi_mod  # noqa: E402
-from acc_core.config import RunConfig  # noqa: E402
+from acc_core.config import RunConfig, SetSpec  # noqa: E402
 from acc_core.paths import pretrained_dir  # noqa: E402
 
 RESULTS = REPO / "docs" / "results"
@@ -100,6 +100,11 @@ def _measured_at(row: dict) -> str:
     return f" (σ = {sr['rule']} = {row['sigma']:.2f} at τ = {sr['temperature']:g})"
 
 
+# Recipes whose shipped runs were trained on a quiet machine: their logs' steps/s are a time
+# a user can expect (the others were trained while other work shared the cores).
+QUIET_LOGS = ("quick",)
+
+
 def recipe_of(cfg: RunConfig) -> str:
     """The ACC recipe (`acc_core.methods.acc.RECIPES`) a Shapes3D run was trained with: the one
     that, given the run's sets, method, loss and seed, gives its exact config."""
@@ -143,6 +148,16 @@ def recipe_ablation() -> dict:
     out = {}
     path = REPO / "benchmarks" / "results" / "bench_acc_recipes.json"
     runs = json.loads(path.read_text())["runs"] if path.exists() else []
+    from acc_core.methods.acc import RECIPES
+    from acc_core.pretrained import HUES
+
+    def current(r):  # a run of a recipe since changed (e.g. an earlier `quick`) is left out
+        cfg = RECIPES[r["recipe"]]("shapes3d-procedural") if r["recipe"] in RECIPES else None
+        return cfg is not None and cfg.replace(
+            set_a=SetSpec(inactive=HUES), set_b=SetSpec(inactive=HUES),
+            train=dataclasses.replace(cfg.train, seed=r["seed"])).run_id == r["run_id"]
+
+    runs = [r for r in runs if current(r)]
     for recipe in dict.fromkeys(r["recipe"] for r in runs):
         rs = [r for r in runs if r["recipe"] == recipe]
         out[recipe] = {"seeds": len(rs), "steps": rs[0]["steps"],
@@ -150,7 +165,9 @@ def recipe_ablation() -> dict:
                        "seconds": _mean_sd([r["seconds"] for r in rs]),
                        "steps_per_s": _mean_sd([r["steps_per_s"] for r in rs]),
                        "load_avg_1min": [min(min(r["load_avg_1min"]) for r in rs),
-                                         max(max(r["load_avg_1min"]) for r in rs)]}
+                                         max(max(r["load_avg_1min"]) for r in rs)],
+                       "torch_threads": sorted({r.get("torch_threads", 1) for r in rs}),
+                       "precision": sorted({r.get("precision", "float32") for r in rs})}
     main = seed_runs("shapes3d-all-hues")
     if main and "quick" not in out:
         recipe = recipe_of(RunConfig.from_json((main[0] / "config.json").read_text()))
@@ -469,8 +486,10 @@ def markdown(out: dict) -> str:
             for f in FACTORS:
                 c = _ms(row["factors"][f]["final_mi"])
                 cells.append(f"*{c}*" if f in row["inactive"] else c)
+            secs = (f"{row['training_seconds']['mean']:.0f}" if row["recipe"] in QUIET_LOGS
+                    else "-")
             lines.append(f"| {row['title']}{_measured_at(row)} | `{row['recipe']}` | "
-                         f"{row['training_seconds']['mean']:.0f} | {row['seeds']} | " + " | ".join(cells) + " |")
+                         f"{secs} | {row['seeds']} | " + " | ".join(cells) + " |")
         acc_rows = {row["recipe"]: row for row in sc.values() if "InfoNCE" not in row["title"]}
         for recipe, row in acc_rows.items():  # the untrained network: one per recipe (its gain)
             lines.append(f"| untrained network{_measured_at(row) or ', σ = √τ'} ({row['title']}) | "
@@ -481,8 +500,10 @@ def markdown(out: dict) -> str:
                       f"{row['title']}: {row['rms_radius_untrained']['mean']:.3f} -> "
                       f"{row['rms_radius_trained']['mean']:.2f}" for row in sc.values()) + ". s/run: "
                   "seconds of training from each run's log (steps over its steps/s), the mean over "
-                  "its seeds, on 2 cores shared with other work; quiet-machine times are in "
-                  "README \"Presets\"."]
+                  "its seeds; the `quick` runs were trained one at a time on a quiet 2-core CPU "
+                  "(`acc pretrained build`); the `quick-300` InfoNCE runs' logs were written while "
+                  "other training shared the cores, so their time is left out (README "
+                  "\"Presets\" has its quiet whole-run time)."]
         lines += ["", "### Probe accuracy at σ = √τ (mean ± sd; chance in the header)", "",
                   "| scenario | " + " | ".join(
                       f"{f} ({first['factors'][f]['probe_chance']:.2f})" for f in FACTORS) + " |",
@@ -508,8 +529,9 @@ def markdown(out: dict) -> str:
     if ab:
         lines += ["", "### Quick recipe ablation: all three hues inactive, MI at σ = √τ (mean ± sd "
                   "over seeds) and seconds per run", "",
-                  "| recipe | seeds | steps | " + " | ".join(FACTORS) + " | s/run | steps/s | load average (1 min) |",
-                  "| --- | --- | --- | " + " | ".join("---" for _ in FACTORS) + " | --- | --- | --- |"]
+                  "| recipe | seeds | steps | " + " | ".join(FACTORS)
+                  + " | s/run | steps/s | threads, precision | load average (1 min) |",
+                  "| --- | --- | --- | " + " | ".join("---" for _ in FACTORS) + " | --- | --- | --- | --- |"]
         for recipe in ("paper", *[r for r in ab if r != "paper"]):
             if recipe not in ab:
                 continue
@@ -518,8 +540,14 @@ def markdown(out: dict) -> str:
                     else f"{row['load_avg_1min'][0]:.1f}-{row['load_avg_1min'][1]:.1f}")
             sps = "-" if row["steps_per_s"] is None else _ms(row["steps_per_s"], 1)
             src = " (shipped runs, training only)" if row.get("shipped") else ""
+            how = ("-" if "precision" not in row else
+                   f"{'/'.join(map(str, row['torch_threads']))}, {'/'.join(row['precision'])}")
+            secs = _ms(row["seconds"], 0)
+            if row.get("shipped") and recipe not in QUIET_LOGS:  # its log was written under load
+                secs = sps = "-"
             lines.append(f"| `{recipe}`{src} | {row['seeds']} | {row['steps']} | " + " | ".join(
-                _ms(row["mi"][f]) for f in FACTORS) + f" | {_ms(row['seconds'], 0)} | {sps} | {load} |")
+                _ms(row["mi"][f]) for f in FACTORS)
+                + f" | {secs} | {sps} | {how} | {load} |")
     if out["temperatures"]:
         lines += ["", "### Temperatures (wall hue inactive)", "",
                   "| τ | √τ | wall hue MI at √τ | object hue MI at √τ | floor hue MI at √τ | "
@@ -595,8 +623,9 @@ def fill_document(tables: str, doc: Path) -> None:
     def sub(m):
         prefix = m.group(1).strip()
         hits = [t for t in blocks if t.startswith(prefix)]
-        body = blocks[hits[0]] if hits else "(not measured yet: the run is missing)"
-        return f"<!-- table: {prefix} -->\n{body}\n<!-- /table -->"
+        if not hits:  # another script's table (the leaderboard's, the pose report's): left as it is
+            return m.group(0)
+        return f"<!-- table: {prefix} -->\n{blocks[hits[0]]}\n<!-- /table -->"
 
     doc.write_text(re.sub(r"<!-- table: (.*?) -->.*?<!-- /table -->", sub, text, flags=re.S))
 

@@ -12,6 +12,7 @@ import pytest
 from conftest import tiny_shapes_config
 
 from acc_core import evaluate, pretrained
+from acc_core.config import preset
 
 
 def test_scenarios_cover_the_papers_settings():
@@ -33,6 +34,16 @@ def test_scenarios_cover_the_papers_settings():
         assert extra[f"{name}-seed1"][0].replace(train=s[name][0].train) == s[name][0]
     taus = {extra[n][0].train.temperature for n in extra if "-tau" in n} | {1.0}
     assert len(taus) >= 3
+    # Figure 3c's ACC runs, their seeds, the temperatures, the 2-D and appendix C runs: `quick`
+    quick = preset("quick", "shapes3d-procedural")
+    acc_runs = {n: c for n, (c, _) in {**s, **extra}.items()
+                if c.train.method == "acc" and c.data.source == "shapes3d-procedural"
+                and not n.endswith("-paper")}
+    assert len(acc_runs) == 5 * 5 + 2 + 2
+    for name, cfg in acc_runs.items():
+        assert (cfg.data, cfg.model.output_gain, cfg.train.steps, cfg.train.lr, cfg.train.precision) == (
+            quick.data, quick.model.output_gain, quick.train.steps, quick.train.lr,
+            quick.train.precision), name
     paper = extra["shapes3d-all-hues-paper"][0]
     assert paper.train.steps == 2000 and paper.train.lr == 3e-5 and paper.data.image_size is None
     ids = [c.run_id for c, _ in pretrained.all_scenarios().values()]
