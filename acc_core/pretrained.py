@@ -260,8 +260,9 @@ def _evaluate_for_shipping(run_dir: Path) -> None:
         for which in ("initial", "final"):
             evaluate.projection(run_dir, which, "pca", 2, rep=rep)
         evaluate.noise_sweep(run_dir, "initial", rep=rep)
-    for which in ("initial", "final"):  # the page's UMAP view (both rows) opens at once
-        evaluate.projection(run_dir, which, "umap", 2)
+    # the page's UMAP view opens at once, at every shipped training step
+    for step in rundir.snapshot_steps(run_dir):
+        evaluate.projection(run_dir, step, "umap", 2)
     evaluate.every_alignment(run_dir)  # the leaderboard's scores
     evaluate.pack_eval(run_dir)  # dozens of small JSON files -> one
 
@@ -284,15 +285,15 @@ def _unshipped_copy(d: Path, work: Path) -> Path:
 
 
 def add_umap(name: str, root: Path | None = None) -> Path:
-    """Ship the initial and final UMAP of a shipped run's default code (computed in a copy of
-    the folder without its shipped flag, then moved into its eval/)."""
+    """Ship the UMAP of every shipped snapshot of a shipped run's default code (computed in a
+    copy of the folder without its shipped flag, then moved into its eval/)."""
     from acc_core import evaluate
 
     d = _shipped_dir(name, root)
     with tempfile.TemporaryDirectory(dir=d.parent) as work:
         copy = _unshipped_copy(d, Path(work))
-        for which in ("initial", "final"):
-            evaluate.projection(copy, which, "umap", 2)
+        for step in rundir.snapshot_steps(copy):
+            evaluate.projection(copy, step, "umap", 2)
         for f in sorted(rundir.eval_dir(copy).glob("umap2_step*.npz")):
             os.replace(f, rundir.eval_dir(d) / f.name)
     return d

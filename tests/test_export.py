@@ -18,6 +18,9 @@ from acc_core.cli import main as acc
 from acc_core.paths import pretrained_dir
 
 RUN = "shapes3d-wall-hue"
+# the shipped run's last step and render size (its quick preset's): what the exports carry
+STEP = runview._run(RUN)[1].train.steps
+SIZE = runview._run(RUN)[1].data.image_size
 
 
 def _tree(folder: Path) -> dict:
@@ -47,13 +50,13 @@ def test_a_shipped_run_exports_to_parquet_and_csv_and_reads_back(tmp_path, shipp
     ds = runview.dataset(RUN)
     pq = export.write(RUN, "parquet", tmp_path)
     csv = export.write(RUN, "csv", tmp_path)
-    assert pq.path.name == "shapes3d-wall-hue-step300-embedding.parquet" and pq.rows == 1000
+    assert pq.path.name == f"shapes3d-wall-hue-step{STEP}-embedding.parquet" and pq.rows == 1000
     check_table(pd.read_parquet(pq.path), e, ds)
     check_table(pd.read_csv(csv.path), e, ds)
     import pyarrow.parquet as papq
 
     meta = papq.read_schema(pq.path).metadata[b"acc_explorer"]
-    assert b'"step": 300' in meta and b'"representation": "embedding"' in meta
+    assert f'"step": {STEP}'.encode() in meta and b'"representation": "embedding"' in meta
     assert _tree(pretrained_dir() / RUN) == shipped_before  # read where it is, never written
 
 
@@ -72,8 +75,8 @@ def test_a_shipped_run_exports_to_the_tensorboard_projector(tmp_path, shipped_be
     np.testing.assert_allclose(tensors, runview.embeddings(RUN)["u"], rtol=1e-5, atol=1e-5)
     sprite = Image.open(res.path / emb.sprite.image_path)
     thumb = tuple(emb.sprite.single_image_dim)
-    assert thumb == (32, 32)  # the images' own size: 1,000 of them fit 8,192 px
-    side = math.ceil(math.sqrt(1000)) * 32
+    assert thumb == (SIZE, SIZE)  # the images' own size: 1,000 of them fit 8,192 px
+    side = math.ceil(math.sqrt(1000)) * SIZE
     assert sprite.size == (side, side) and max(sprite.size) <= export.MAX_SPRITE_PX
     assert res.notes == ()
     assert _tree(pretrained_dir() / RUN) == shipped_before
@@ -97,7 +100,7 @@ def test_a_cut_export_says_what_was_cut_and_stays_consistent(tmp_path, monkeypat
     res = export.write(RUN, "tensorboard", tmp_path)
     assert (res.rows, res.total) == (300, 1000)
     assert any("kept 300 of 1,000" in n for n in res.notes)
-    assert any("14 px instead of the images' 32 px" in n for n in res.notes)
+    assert any(f"14 px instead of the images' {SIZE} px" in n for n in res.notes)
     meta = (res.path / "metadata.tsv").read_text().splitlines()
     assert len(meta) == 301 == len((res.path / "tensors.tsv").read_text().splitlines()) + 1
     assert Image.open(res.path / "sprite.png").size == (18 * 14, 18 * 14)
@@ -111,7 +114,7 @@ def test_tensorboard_serves_the_export(tmp_path):
     tb = program.TensorBoard()
     tb.configure(argv=[None, "--logdir", str(res.path), "--host", "127.0.0.1", "--port", "0"])
     url = tb.launch()
-    name = urllib.parse.quote("shapes3d-wall-hue embedding step 300 (probe)")
+    name = urllib.parse.quote(f"shapes3d-wall-hue embedding step {STEP} (probe)")
 
     def get(what: str) -> bytes:
         with urllib.request.urlopen(f"{url}data/plugin/projector/{what}", timeout=30) as r:
