@@ -389,7 +389,7 @@ def test_a_lord_run_from_the_train_page_on_every_page(server, browser):
             open_page(page, url, path)
             settle(page)
             no_errors(page)
-        # beside the shipped ACC run of the same scenario (wall hue inactive, 32 px)
+        # beside the shipped ACC run of the same scenario (wall hue inactive)
         open_page(page, url, f"compare?runs={run_prefix},shapes3d-wall-hue")
         settle(page)
         no_errors(page)
