@@ -35,7 +35,7 @@ def _held_out(items: list[str] | None) -> dict:
 def config_from_args(args, base=None):
     """Preset first (or `base`, e.g. a named scenario's config), then every flag that was
     given overrides it."""
-    from acc_core.config import ModelConfig, SetSpec, preset
+    from acc_core.config import SetSpec, preset
 
     from acc_core.data import default_method
 
@@ -53,8 +53,9 @@ def config_from_args(args, base=None):
         set_b = SetSpec(inactive=_csv(args.inactive_b))
     if args.b_unconstrained:
         set_b = SetSpec(inactive=())
-    m = ModelConfig(
-        encoder=args.encoder or m.encoder,
+    # the preset's model, with only what the flags name changed (its output gain stays)
+    m = dataclasses.replace(
+        m, encoder=args.encoder or m.encoder,
         embedding_dim=m.embedding_dim if args.embedding_dim is None else args.embedding_dim,
     )
     overrides = {
@@ -68,6 +69,7 @@ def config_from_args(args, base=None):
         "checkpoint_every": args.checkpoint_every,
         "snapshot_every": args.snapshot_every,
         "probe_size": args.probe_size,
+        "precision": args.precision,
     }
     t = dataclasses.replace(t, **{k: v for k, v in overrides.items() if v is not None})
     if args.augment is not None:
@@ -363,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     from acc_core import methods
     from acc_core.analysis.metrics.align import ALIGNMENTS
     from acc_core.augment import AUGMENTATIONS
-    from acc_core.config import PRESETS
+    from acc_core.config import PRECISIONS, PRESETS
     from acc_core.losses import SIMILARITIES
     from acc_core.models import list_encoders
 
@@ -396,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--augment", help=f"comma-separated: {','.join(AUGMENTATIONS)}")
     t.add_argument("--double-augmentation", action="store_true")
     t.add_argument("--seed", type=int)
+    t.add_argument("--precision", choices=list(PRECISIONS),
+                   help="bfloat16: bf16 autocast where the hardware has it (the quick preset); "
+                        "float32: exact float32 everywhere; default: bf16 on a GPU only")
     t.add_argument("--checkpoint-every", type=int)
     t.add_argument("--snapshot-every", type=int)
     t.add_argument("--probe-size", type=int)

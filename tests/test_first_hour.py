@@ -78,10 +78,12 @@ def test_the_learning_rate_steps_by_a_small_amount(acc_home):
     assert at.number_input(key="t_lr").value == pytest.approx(2.9e-4)
 
 
-def test_the_train_form_and_the_first_commands_train_something_new(acc_home):
+def test_the_train_form_and_the_first_commands_train_something_new(acc_home, monkeypatch):
+    from acc_core import worker
     from acc_core.cli import build_parser, config_from_args, first_new_seed
     from acc_core.store import RunStore
 
+    monkeypatch.setattr(worker, "ensure_worker", lambda *a, **k: False)  # nothing trains here
     store = RunStore(acc_home)
     at = start("views/train.py")
     cfg = preset("quick", "shapes3d-procedural")
@@ -92,9 +94,14 @@ def test_the_train_form_and_the_first_commands_train_something_new(acc_home):
     first = next(line for line in (REPO / "README.md").read_text().splitlines()
                  if line.startswith("acc train"))
     args = build_parser().parse_args(first.split("#")[0].split()[1:])
-    assert store.get(config_from_args(args).run_id) is None, first
+    from_readme = config_from_args(args)
+    assert store.get(from_readme.run_id) is None, first
+    assert from_readme == cfg.replace(train=dataclasses.replace(cfg.train, seed=args.seed)), first
     new = first_new_seed(store)
     assert store.get(cfg.replace(train=dataclasses.replace(cfg.train, seed=new)).run_id) is None
+    at.button(key="t_launch").click().run()  # the form launches the quick preset itself, every
+    (rec,) = store.list_runs(include_pretrained=False)  # named option (output gain, bf16) kept
+    assert rec.run_id == form.run_id
 
 
 # ----- the command line --------------------------------------------------------------------------

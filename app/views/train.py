@@ -18,7 +18,7 @@ import common
 import watcher
 from acc_core import data as data_sources
 from acc_core import methods
-from acc_core.config import (AUGMENTATIONS, PRESETS, SIMILARITIES, DataConfig, ModelConfig,
+from acc_core.config import (AUGMENTATIONS, PRESETS, SIMILARITIES, DataConfig,
                              RunConfig, SetSpec, preset, validate)
 
 SIMILARITY_HELP = {"l2sq": "negative squared distance", "l2": "negative distance",
@@ -109,7 +109,8 @@ def configs_from_form(source: str, names: list[str]) -> list[RunConfig]:
         n for n in names if ss[f"t_b_{n}"] == "inactive")
     data = DataConfig(source=source, image_size=int(ss["t_image_size"]) or None,
                       held_out=base.data.held_out if base.data.source == source else {})
-    model = ModelConfig(encoder=base.model.encoder, embedding_dim=int(ss["t_dim"]))
+    # the preset's model with the form's code size (its output gain stays)
+    model = dataclasses.replace(base.model, embedding_dim=int(ss["t_dim"]))
     if base.train.method != ss["t_method"]:  # the form's base belongs to another method
         base = preset(ss["t_preset"], source, method=ss["t_method"])
     train = dataclasses.replace(
