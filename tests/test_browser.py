@@ -296,7 +296,7 @@ def walk_through(page, url: str, shots: Path) -> None:
     choose_by_typing(page, "Run", "shapes3d-wall-hue · pretrained")
     page.wait_for_function(
         "() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
-        ".some(t => t.textContent.startsWith('UMAP at step 300'))", timeout=TIMEOUT_MS)
+        ".some(t => t.textContent.startsWith('UMAP at step 600'))", timeout=TIMEOUT_MS)
     settle(page)  # both rows of small multiples drawn too
     timings["umap_shipped_s"] = time.perf_counter() - t0
     no_errors(page)

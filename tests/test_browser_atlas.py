@@ -88,7 +88,7 @@ def test_the_whole_dataset_view_of_a_shipped_run(server, browser, tmp_path):
         manifest = next(home.glob("pretrained-cache/*/eval/large/sample.json"))
         job = json.loads(manifest.read_text())
         timings["job_s"] = job["seconds"]
-        assert job["n"] == SAMPLE and job["step"] == 300
+        assert job["n"] == SAMPLE and job["step"] == 600
         assert sorted(p.name for p in shipped.iterdir()) == before  # nothing written there
         # a new visit finds it cached
         t0 = time.perf_counter()
@@ -125,7 +125,7 @@ def test_the_whole_dataset_view_of_a_shipped_run(server, browser, tmp_path):
         path = tmp_path / d.value.suggested_filename
         d.value.save_as(path)
         timings["csv_download_s"] = time.perf_counter() - t0
-        assert path.name == "shapes3d-wall-hue-step300-embedding.csv"
+        assert path.name == "shapes3d-wall-hue-step600-embedding.csv"
         assert len(path.read_text().splitlines()) == 1001
 
         # a shipped run without weights says so
