@@ -22,15 +22,21 @@ import numpy as np
 
 def main(argv=None) -> dict:
     from acc_core import data
-    from acc_core.config import preset
+    from acc_core.config import preset, training_precision
     from acc_core.data.pose_procedural import DICTIONARY_INSTANCES
     from acc_core.train import timed_steps
 
     ap = argparse.ArgumentParser(description="acc_pose preset timing")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--preset", default="quick")
+    ap.add_argument("--precision", choices=("default", "float32", "bfloat16"),
+                    help="train.precision to time (default: the preset's)")
     args = ap.parse_args(argv)
     cfg = preset(args.preset, "pose-procedural", method="acc_pose")
+    if args.precision:
+        import dataclasses
+
+        cfg = cfg.replace(train=dataclasses.replace(cfg.train, precision=args.precision))
     load_before = os.getloadavg()
     ds = data.load_for(cfg.data)
     used = ds.select(instances=DICTIONARY_INSTANCES)  # what training draws
@@ -44,7 +50,8 @@ def main(argv=None) -> dict:
     cores = os.cpu_count() or 1
     load = max((load_before[0] + load_after[0]) / 2, 1e-9)
     result = {
-        "preset": args.preset, "image_size": cfg.data.image_size, "steps": cfg.train.steps,
+        "preset": args.preset, "precision": training_precision(cfg.train, "cpu"),
+        "image_size": cfg.data.image_size, "steps": cfg.train.steps,
         "pairs_per_step": cfg.train.pairs_per_step, "set_size": cfg.train.set_size,
         "cores": cores, "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in load_after],

@@ -88,10 +88,19 @@ def train_all(cfgs: dict, store) -> dict:
             res = train_claimed(store, claimed, f"pose-report-{os.getpid()}", device="cpu")
             if res["status"] != "done":
                 raise SystemExit(f"run {name} ended {res['status']}: {res['reason']}")
-        out[name] = {"run_id": rec.run_id, "seconds": round(time.perf_counter() - start, 1),
-                     "loadavg_before": [round(x, 2) for x in load],
-                     "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
+            out[name] = {"run_id": rec.run_id, "seconds": round(time.perf_counter() - start, 1),
+                         "loadavg_before": [round(x, 2) for x in load],
+                         "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
     return out
+
+
+def earlier_training(cfgs: dict) -> dict:
+    """The training records (time, load) of the earlier report, for the runs it shares."""
+    try:
+        old = json.loads(RESULTS.read_text()).get("training") or {}
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in old.items() if k in cfgs and v.get("run_id") == cfgs[k].run_id}
 
 
 def collect(cfgs: dict, store) -> dict:
@@ -210,11 +219,18 @@ def section(runs: dict, trained: dict | None, args) -> str:
              f"--seed {acc_cfg['train']['seed']}` (seed {acc_cfg['train']['seed']}; runs "
              + ", ".join(f"`{k}` {v['run_id']}" for k, v in runs.items()) + ").", ""]
     timed = [(k, r) for k, r in runs.items() if r.get("train_seconds")]
+    loads = {k: v for k, v in (trained or {}).items() if "loadavg_before" in v}
+
+    def load(k):  # the 1-minute load average around the run, when this invocation trained it
+        v = loads.get(k)
+        return "" if v is None else f", load {v['loadavg_before'][0]:.1f} -> {v['loadavg_after'][0]:.1f}"
+
     if timed:
-        lines += ["Training steps' wall time per run (from each run's log), measured on a 2-core CPU "
-                  "shared with other jobs (load average between 2 and 7; the runs with the higher "
-                  "rates ran while it was low): "
-                  + "; ".join(f"{k} {r['train_seconds']:.0f} s ({r['steps_per_s']:.2f} steps/s)"
+        where = ("one run after another on a 2-core CPU (a run's own two threads make a load of "
+                 "about 2; more means other work shared the cores)" if loads else
+                 "on a 2-core CPU shared with other jobs (load average between 2 and 7)")
+        lines += [f"Training steps' wall time per run (from each run's log), measured {where}: "
+                  + "; ".join(f"{k} {r['train_seconds']:.0f} s ({r['steps_per_s']:.2f} steps/s{load(k)})"
                               for k, r in timed) + ". Each run also renders the images it draws "
                   "once, and evaluates at its end.", ""]
     lines += ["### Table 1: pose without pose labels (nearest-neighbour lookup)", "",
@@ -278,7 +294,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     cfgs = configs(args.image_size, args.steps, args.seed)
     store = RunStore()
-    trained = train_all(cfgs, store) if args.train else None
+    # a run trained now is timed now; one trained earlier keeps its earlier record
+    trained = {**earlier_training(cfgs), **(train_all(cfgs, store) if args.train else {})}
     runs = collect(cfgs, store)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"runs": runs, "training": trained,

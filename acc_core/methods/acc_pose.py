@@ -370,9 +370,11 @@ def _quick(source: str):
     the same run without the swap learns (loss 1.95 at step 150). A pretrained ResNet, as in
     the paper, starts from features that tell objects apart; ours does not.
 
-    Measured: `time acc train --data pose-procedural` (this preset, 64x64, 400 steps) took
-    7 min 28 s end to end (rendering, training, evaluation) on 2 CPU cores shared with other
-    jobs (load average 1.5-4); `benchmarks/bench_pose_train.py` gives 0.76-2.0 s per step."""
+    Measured on a quiet 2-core CPU (`python benchmarks/bench_pose_train.py`, load average 0.0
+    -> 0.3, `benchmarks/results/bench_pose_train.json`): 0.19 s a step in float32, about 81 s
+    for rendering and 400 steps (0.13 s a step with `--precision bfloat16`,
+    `bench_pose_train_bf16.json`); the report's runs of it (docs/REPRODUCTION.md) took 1-2
+    minutes of training each, then their evaluation."""
     cfg = _paper(source)
     return cfg.replace(
         train=dataclasses.replace(cfg.train, pairs_per_step=2, lr=3e-4, steps=400,
