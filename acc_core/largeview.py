@@ -65,9 +65,7 @@ def cannot_embed(run) -> str | None:
     step = _checkpoint_step(d)
     if rundir.is_shipped(d) and not rundir.checkpoint_path(d).exists():
         name = rundir.read_meta(d).get("name", d.name)
-        with_weights = sorted(rundir.read_meta(p.parent).get("name", p.parent.name)
-                              for p in d.parent.glob(f"*/{rundir.CHECKPOINT}")
-                              if rundir.read_config(p.parent).data.source == cfg.data.source)
+        with_weights = _shipped_with_weights(str(d.parent), cfg.data.source)
         pick = f" ({', '.join(with_weights)})" if with_weights else ""
         return (f"the shipped run {name} ships without weights (no checkpoint.pt), so only its "
                 f"probe subset can be shown; pick a shipped run with weights{pick}, or train "
@@ -78,6 +76,15 @@ def cannot_embed(run) -> str | None:
         return (f"this run's last checkpoint is at step {step} of {cfg.train.steps}; the whole-"
                 "dataset view embeds the final network, so wait until the run is done")
     return None
+
+
+@lru_cache(maxsize=8)
+def _shipped_with_weights(root: str, source: str) -> tuple[str, ...]:
+    """Names of the shipped runs on `source` that ship weights (the shipped folder is
+    read-only, so it is listed once per process, not on every page refresh)."""
+    return tuple(sorted(rundir.read_meta(p.parent).get("name", p.parent.name)
+                        for p in Path(root).glob(f"*/{rundir.CHECKPOINT}")
+                        if rundir.read_config(p.parent).data.source == source))
 
 
 def _checkpoint_step(d: Path) -> int | None:

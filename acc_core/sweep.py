@@ -181,8 +181,21 @@ def expand(grid: Grid) -> list[RunConfig]:
     return list(out.values())
 
 
+def _all_fields(cfg: RunConfig) -> dict:
+    """Every config field by section, also those `to_dict` leaves out at their defaults
+    (train.precision, model.output_gain, ...): each of them can be swept too."""
+    import dataclasses
+
+    from acc_core.config import _plain
+
+    d = _plain(dataclasses.asdict(cfg))
+    if cfg.params is None:
+        d.pop("params")
+    return d
+
+
 def valid_fields(cfg: RunConfig) -> list[str]:
-    d = cfg.to_dict()
+    d = _all_fields(cfg)
     return [f"{s}.{k}" for s in d for k in d[s] if f"{s}.{k}" not in NOT_SETTABLE]
 
 
@@ -190,7 +203,7 @@ def set_fields(cfg: RunConfig, values: dict) -> RunConfig:
     """`cfg` with config fields ('section.field') set; values are typed by the field."""
     if not values:
         return cfg
-    d = cfg.to_dict()
+    d = _all_fields(cfg)
     for name, value in values.items():
         if name in NOT_SETTABLE:
             raise ValueError(f"{name} is an axis of its own: use {NOT_SETTABLE[name]}")

@@ -132,6 +132,12 @@ def make_batch(draw, dataset, config: RunConfig, rng: np.random.Generator, step:
     return out
 
 
+def step_autocast(precision: str, dev: torch.device):
+    """The autocast context a training step runs its forward and loss in, for the precision
+    `training_precision` gave: bfloat16 autocast, or a no-op for float32."""
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+
+
 def timed_steps(config: RunConfig, steps=(1, 2, 3), device=None) -> list[float]:
     """Seconds of each of a few real training steps (batch, loss, backward, optimiser) of a
     freshly built model: what the run-time estimate and the benchmarks time."""
@@ -141,14 +147,14 @@ def timed_steps(config: RunConfig, steps=(1, 2, 3), device=None) -> list[float]:
     draw = method.batcher(config, dataset)
     model = build_model(config, dataset).to(dev, memory_format=torch.channels_last)
     optimizer = method.optimizer(model, config)
-    amp = training_precision(config.train, dev) == "bfloat16"  # as `train` runs its steps
+    precision = training_precision(config.train, dev)
     out = []
     for step in steps:
         t0 = time.perf_counter()
         rng = np.random.default_rng([config.train.seed, int(step)])
         gen = torch.Generator(device="cpu").manual_seed(int(step))
         batch = make_batch(draw, dataset, config, rng, int(step), dev)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+        with step_autocast(precision, dev):  # as `train` runs its steps
             loss, _ = method.loss(model, batch, config, gen, int(step))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -221,12 +227,11 @@ def train(
     have = set(rundir.snapshot_steps(run_dir))
     if start not in have and (start == 0 or start % t.snapshot_every == 0 or start == t.steps):
         snapshot(start)  # step 0: the untrained network, the baseline every figure shows
+    precision = training_precision(t, dev)
     if start >= t.steps:
-        _finish(run_dir, config, model, dataset, dev, None, 0, 0.0, training_precision(t, dev))
+        _finish(run_dir, config, model, dataset, dev, None, 0, 0.0, precision)
         return {"status": "done", "step": start, "reason": None}
 
-    precision = training_precision(t, dev)
-    amp = precision == "bfloat16"
     t0, step = time.perf_counter(), start
     steps_done_here = 0
     loss_value = float("nan")
@@ -239,7 +244,7 @@ def train(
             rng = np.random.default_rng([t.seed, step])
             gen = torch.Generator(device="cpu").manual_seed(t.seed * 1_000_003 + step)
             batch = make_batch(draw, dataset, config, rng, step, dev)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            with step_autocast(precision, dev):
                 loss, terms = method.loss(model, batch, config, gen, step)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):

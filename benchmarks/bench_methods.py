@@ -38,15 +38,14 @@ from bench_train import matmul_gflops  # noqa: E402
 from acc_core import data as data_sources  # noqa: E402
 from acc_core import methods  # noqa: E402
 from acc_core.config import preset, training_precision  # noqa: E402
-from acc_core.train import make_batch, pick_device, train  # noqa: E402
+from acc_core.train import make_batch, pick_device, step_autocast, train  # noqa: E402
 
 
 def one_step(model, optimizer, method, cfg, dataset, draw, step, dev):
     rng = np.random.default_rng([cfg.train.seed, step])
     gen = torch.Generator().manual_seed(step)
     batch = make_batch(draw, dataset, cfg, rng, step, dev)
-    amp = training_precision(cfg.train, dev) == "bfloat16"  # as `train` computes it
-    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+    with step_autocast(training_precision(cfg.train, dev), dev):  # as `train` computes it
         loss, _ = method.loss(model, batch, cfg, gen, step)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

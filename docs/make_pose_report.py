@@ -73,7 +73,8 @@ def configs(image_size: int | None, steps: int | None, seed: int) -> dict:
 
 
 def train_all(cfgs: dict, store) -> dict:
-    """Train (or find) every run; -> {name: {"run_id", "seconds", "steps_per_s"}}."""
+    """Train every run not yet done; -> {name: {"run_id", "seconds", "loadavg_before", "loadavg_after"}}
+    for the runs trained here (the others were trained earlier)."""
     from acc_core.runner import train_claimed
 
     out = {}

@@ -132,6 +132,28 @@ def no_errors(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def box_select(page, plot, attempts: int = 3) -> None:
+    """Drag a box over most of `plot` and wait for the selected points' images.
+
+    A drag that lands while Streamlit is still redrawing the plot (after a recolour) is lost
+    with the old plot; the page is then settled and the drag made again, as a user would."""
+    images = page.locator('[data-testid="stImage"] img').first
+    for attempt in range(attempts):
+        settle(page)
+        drag = plot.locator(".nsewdrag").first
+        b = drag.bounding_box()
+        page.mouse.move(b["x"] + 5, b["y"] + 5)
+        page.mouse.down()
+        page.mouse.move(b["x"] + b["width"] * 0.7, b["y"] + b["height"] * 0.7, steps=8)
+        page.mouse.up()
+        try:
+            images.wait_for(state="visible", timeout=60_000)
+            return
+        except sync_api.TimeoutError:
+            if attempt == attempts - 1:
+                raise
+
+
 def pick(page, label: str, option) -> bool:
     """Choose `option` (text or regex) in the selectbox labelled `label`; False if absent.
 
@@ -279,13 +301,7 @@ def walk_through(page, url: str, shots: Path) -> None:
         "() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
         ".some(t => t.textContent.includes('coloured by shape'))", timeout=TIMEOUT_MS)
     timings["change_coloured_factor_s"] = time.perf_counter() - t0
-    drag = page.locator(".js-plotly-plot").nth(1).locator(".nsewdrag").first
-    b = drag.bounding_box()
-    page.mouse.move(b["x"] + 5, b["y"] + 5)
-    page.mouse.down()
-    page.mouse.move(b["x"] + b["width"] * 0.7, b["y"] + b["height"] * 0.7, steps=8)
-    page.mouse.up()
-    page.locator('[data-testid="stImage"] img').first.wait_for(state="visible")
+    box_select(page, page.locator(".js-plotly-plot").nth(1))
     no_errors(page)
 
     # UMAP of the run that just finished: the worker computed it before marking it done.

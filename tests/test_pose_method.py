@@ -91,7 +91,7 @@ def test_swap_starts_when_asked(monkeypatch):
     import acc_core.methods.acc_pose as mod
 
     calls = []
-    monkeypatch.setattr(mod, "swap_backgrounds", lambda x, syn, gen: calls.append(1) or x)
+    monkeypatch.setattr(mod, "swap_backgrounds", lambda x, syn, gen, share: calls.append(share) or x)
     cfg = tiny(steps=10, background_swap=0.5)
     ds = data_sources.load_for(cfg.data)
     torch.manual_seed(0)
@@ -103,6 +103,27 @@ def test_swap_starts_when_asked(monkeypatch):
         batch = make_batch(draw, ds, cfg, np.random.default_rng(step), step, torch.device("cpu"))
         cfg.method.loss(model, batch, cfg, torch.Generator().manual_seed(step), step)
         assert len(calls) == (0 if step == 5 else 2)  # two views from step 6 on
+    assert calls == [1.0, 1.0]
+
+
+def test_swap_share_ramps_from_where_the_swap_starts():
+    from acc_core.methods.acc_pose import PoseParams, swap_share
+
+    ramp = PoseParams(background_swap=0.5, swap_ramp=0.25)  # starts at step 50 of 100, full at 75
+    assert [swap_share(ramp, s, 100) for s in (50, 51, 60, 75, 100)] == [0.0, 0.04, 0.4, 1.0, 1.0]
+    start = PoseParams(background_swap=True, swap_ramp=0.5)
+    assert swap_share(start, 1, 100) == 0.02 and swap_share(start, 50, 100) == 1.0
+    assert swap_share(PoseParams(background_swap=False, swap_ramp=0.5), 80, 100) == 0.0
+    assert swap_share(PoseParams(background_swap=True), 1, 100) == 1.0
+
+
+def test_a_swap_share_paints_about_that_share_of_synthetic_images():
+    ds = data_sources.load("pose-procedural", size=16)
+    idx = ds.index_of([[0, 1, 3, 2, 0]] * 400)
+    x = torch.from_numpy(ds.images(idx)).permute(0, 3, 1, 2).float() / 255
+    out = swap_backgrounds(x, torch.ones(400, dtype=torch.bool), torch.Generator().manual_seed(0), 0.25)
+    painted = (out != x).flatten(1).any(1).float().mean()
+    assert 0.18 < float(painted) < 0.32
 
 
 def test_lr_halves_on_schedule():

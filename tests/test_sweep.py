@@ -69,6 +69,22 @@ def test_a_swept_config_is_the_one_acc_train_builds():
     assert [c.run_id for c in got] == [want.run_id]
 
 
+def test_options_left_out_of_the_run_id_at_their_default_can_be_swept_too():
+    """train.precision and model.output_gain are left out of a config's dict at their defaults
+    (so that older run ids stay); a sweep sets them all the same, as acc train would."""
+    base = sweep.expand(sweep.grid_from({}))[0]  # the quick preset: bfloat16, output gain 14
+    got = sweep.expand(sweep.grid_from({"set": {"train.precision": ["float32", "default"],
+                                                "model.output_gain": "2.5"}}))
+    assert [(c.train.precision, c.model.output_gain) for c in got] == [("float32", 2.5),
+                                                                        ("default", 2.5)]
+    want = base.replace(train=dataclasses.replace(base.train, precision="default"),
+                        model=dataclasses.replace(base.model, output_gain=2.5))
+    assert got[1].run_id == want.run_id
+    same = sweep.expand(sweep.grid_from({"set": {"train.precision": base.train.precision}}))
+    assert [c.run_id for c in same] == [base.run_id]
+    assert "train.precision" in sweep.valid_fields(base)
+
+
 def test_duplicates_collapse_to_one_run():
     grid = sweep.grid_from({"methods": ["acc"], "seeds": "0,0,0-1",
                             "set": {"train.temperature": ["1", "1.0", 1]}})

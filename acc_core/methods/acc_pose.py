@@ -55,6 +55,9 @@ class PoseParams:
     # S5: synthetic backgrounds painted with real-domain backgrounds. True: from the start;
     # a number in (0, 1): from that fraction of training on (see `_quick`); False: never.
     background_swap: bool | float = True
+    # The share of synthetic images painted rises linearly from 0 to 1 over this fraction of
+    # training from where the swap starts (0: every synthetic image from the start; see `_quick`).
+    swap_ramp: float = 0.0
     lr_halve_every: int = 0  # S8.3: "decays by a factor of 2 every 10k steps" (0: constant)
 
 
@@ -140,12 +143,23 @@ def real_fraction_at(params: PoseParams, step: int, steps: int) -> float:
     return params.real_fraction * float(np.clip((s - start) / max(steps - start, 1), 0.0, 1.0))
 
 
-def swap_active(params: PoseParams, step: int, steps: int) -> bool:
-    """Whether step `step` (1-based) paints synthetic backgrounds (PoseParams.background_swap)."""
+def swap_share(params: PoseParams, step: int, steps: int) -> float:
+    """The share of synthetic images whose background step `step` (1-based) paints
+    (PoseParams.background_swap, swap_ramp): 0 before the swap starts, then rising linearly to 1
+    over `swap_ramp` of training."""
     b = params.background_swap
-    if isinstance(b, bool):
-        return b
-    return step > float(b) * steps
+    if b is False:
+        return 0.0
+    start = 0.0 if b is True else float(b) * steps
+    if step <= start and b is not True:
+        return 0.0
+    ramp = params.swap_ramp * steps
+    return 1.0 if ramp <= 0 else float(min(1.0, (step - start) / ramp))
+
+
+def swap_active(params: PoseParams, step: int, steps: int) -> bool:
+    """Whether step `step` (1-based) paints any synthetic background."""
+    return swap_share(params, step, steps) > 0
 
 
 def pose_batcher(config, dataset):
@@ -192,21 +206,23 @@ def pose_batcher(config, dataset):
 
 
 # ----- augmentation -------------------------------------------------------------------------------
-def swap_backgrounds(x: torch.Tensor, synthetic: torch.Tensor, gen) -> torch.Tensor:
+def swap_backgrounds(x: torch.Tensor, synthetic: torch.Tensor, gen, share: float = 1.0) -> torch.Tensor:
     """S5: paint the plain background of synthetic images (B, 3, H, W) with a random crop of a
-    real-domain cluttered background; real images (synthetic False) are left as they are."""
+    real-domain cluttered background; real images (synthetic False) are left as they are. With
+    `share` < 1 each synthetic image is painted with that probability."""
     from acc_core.data.pose_render import BACKGROUND_SYNTHETIC, _banks
 
     bsz, _, h, w = x.shape
     bgs, _ = _banks(h)  # (BANK, 3, 2h, 2h)
-    u = torch.rand(bsz, 3, generator=gen)
+    u = torch.rand(bsz, 4, generator=gen)
     pick = (u[:, 0] * len(bgs)).long()
     rows = (u[:, 1] * h).long()[:, None] + torch.arange(h)[None]  # (B, h)
     cols = (u[:, 2] * w).long()[:, None] + torch.arange(w)[None]
     bg = bgs[pick[:, None, None, None], torch.arange(3)[None, :, None, None],
              rows[:, None, :, None], cols[:, None, None, :]].to(x.device, x.dtype)
     plain = ((x - BACKGROUND_SYNTHETIC).abs() < 0.02).all(1, keepdim=True)  # (B, 1, H, W)
-    plain &= synthetic.view(-1, 1, 1, 1).to(x.device)
+    painted = synthetic.to(x.device) & (u[:, 3] < share).to(x.device)
+    plain &= painted.view(-1, 1, 1, 1)
     return torch.where(plain, bg, x)
 
 
@@ -247,6 +263,8 @@ class ACCPose(Method):
         b = p.background_swap
         if not isinstance(b, bool) and not 0 < b < 1:
             raise ValueError(f"background_swap is True, False or a fraction of training in (0, 1), got {b!r}")
+        if not 0 <= p.swap_ramp < 1:
+            raise ValueError(f"swap_ramp is a fraction of training in [0, 1), got {p.swap_ramp!r}")
         if config.model.encoder != ENCODER:
             raise ValueError(f"acc_pose builds its own encoder; set model.encoder to {ENCODER!r}")
 
@@ -284,11 +302,11 @@ class ACCPose(Method):
         synthetic = batch["synthetic"].flatten()  # (2 * P * S,)
         n_views = 2 if (t.double_augmentation and p.acc_weight > 0) else 1
 
-        swap = swap_active(p, step, t.steps)
+        share = swap_share(p, step, t.steps)
 
         def view(images):
-            if swap:
-                images = swap_backgrounds(images, synthetic, gen)
+            if share > 0:
+                images = swap_backgrounds(images, synthetic, gen, share)
             if t.augmentations:
                 images = augment.apply(images, t.augmentations, gen)
             return images
