@@ -1,7 +1,7 @@
 """Pose transfer (the ACC paper section 4.3, Tables 1-2): train the runs, write the report.
 
-Four runs of the `acc_pose` method on the `pose-procedural` source, each through the run
-store (a cache hit when already trained), then their cached pose evaluations
+Per seed, four runs of the `acc_pose` method on the `pose-procedural` source (`configs`), each
+through the run store (a cache hit when already trained), then their cached pose evaluations
 (`acc_core.methods.acc_pose_eval`) side by side with the paper's numbers:
 
 - `acc`: the quick preset: ACC without pose labels, 5.5% real images from half-way (Table 1);
@@ -9,12 +9,16 @@ store (a cache hit when already trained), then their cached pose evaluations
 - `regression`: the spherical-regression head alone on synthetic images with their poses
   (Liao et al.; Table 2's first row; its embedding lookup is Table 1's supervised reference);
 - `regression+acc`: the head plus the ACC loss, no real image (Table 2, "+ ACC");
-- `regression+acc+real`: the same with 2% real images titrated in linearly (Table 2);
-- `acc+swap`: `acc` with S5's background swap switched on at half-way (an ablation: from
-  scratch the swap collapses the embedding when it is on from the start).
+- `regression+acc+real`: the same with 2% real images titrated in linearly (Table 2).
 Regression runs use τ = 0.05 (S8.3).
 
-    python docs/make_pose_report.py --train [--image-size 32 --steps 300 --seed 0]
+Beside them, sweeps of seeds through `acc sweep` (`SWEEPS`; the report prints each command,
+and `--train` trains the same runs): ML-VAE on groups of one instance (Table 1's weakly
+supervised VAE row, looked up with its per-image style latent), and the ablations of S4, S5
+and S8.3 that fit a CPU: the fraction of real images, the titration schedule, the similarity
+measure, the set size and the background swap.
+
+    python docs/make_pose_report.py --train [--seeds 0-2]
     python docs/make_pose_report.py            # report from runs already trained
 
 Writes docs/results/pose.json and the section "Pose transfer (section 4.3, Tables 1-2)" at
@@ -25,17 +29,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 DOCS = Path(__file__).resolve().parent
 RESULTS = DOCS / "results" / "pose.json"
 REPORT = DOCS / "REPRODUCTION.md"
+PAPER_BENCH = DOCS.parent / "benchmarks" / "results" / "bench_pose_train_paper.json"
 BEGIN, END = "<!-- pose -->", "<!-- /pose -->"
 CATS = ("car", "chair")
+DEFAULT_SEEDS = "0-2"
 
 # The paper's numbers (seed 000, Tables 1 and 2; Pascal3D+ test split).
 PAPER_T1 = {  # row -> cat -> (median error, acc@30, flip median, flip acc@30)
@@ -50,8 +59,31 @@ PAPER_T2 = {  # row -> cat -> (median error, acc@30)
     "+ ACC (2% unannotated real)": {"car": (9.3, 0.87), "chair": (26.0, 0.55)},
 }
 
+# Sweeps of seeds through `acc sweep`: name -> (method, what it varies, the fields it sets).
+# The first value of each field is the quick preset's own (the `acc` run of each seed), except
+# where a sweep only adds alternatives to it.
+VAE_SWEEP = "pose-ml-vae"
+SWEEPS = {
+    VAE_SWEEP: ("ml_vae", "ML-VAE (Table 1's weakly supervised VAE row)", {}),
+    "pose-background-swap": ("acc_pose", "S5's background swap, ramped in as in the preset, or never",
+                             {"params.background_swap": ["true", "false"]}),
+    "pose-swap-ramp": ("acc_pose", "the swap's ramp: over half of training (the preset) or none "
+                       "(every synthetic image painted from the first step)",
+                       {"params.swap_ramp": ["0.5", "0"]}),
+    "pose-real-fraction": ("acc_pose", "the fraction of real images in set B from half-way (S4)",
+                           {"params.real_fraction": ["0.055", "0", "0.1"]}),
+    "pose-titration": ("acc_pose", "the titration (S8.3): 5.5% real images all at once or "
+                       "ramped linearly, from half-way or from the start",
+                       {"params.titration": ["step", "linear"], "params.real_start": ["0.5", "0"]}),
+    "pose-similarity": ("acc_pose", "the similarity measure (S4)",
+                        {"train.similarity": ["cosine", "l2sq"]}),
+    "pose-set-size": ("acc_pose", "the set size (S4)", {"train.set_size": ["32", "16"]}),
+}
+VAE_REPRESENTATION, VAE_SIMILARITY = "style", "l2sq"  # the per-image latent; a Gaussian code
+
 
 def configs(image_size: int | None, steps: int | None, seed: int) -> dict:
+    """The report's runs of one seed: Table 1's ACC run and Table 2's three regression runs."""
     from acc_core.config import preset
 
     base = preset("quick", "pose-procedural", method="acc_pose")
@@ -68,13 +100,52 @@ def configs(image_size: int | None, steps: int | None, seed: int) -> dict:
             p, regression_weight=1.0, real_fraction=0.0)),
         "regression+acc+real": base.replace(train=reg_train, params=dataclasses.replace(
             p, regression_weight=1.0, real_fraction=0.02, titration="linear", real_start=0.0)),
-        "acc+swap": base.replace(params=dataclasses.replace(p, background_swap=0.5)),
     }
 
 
+def overrides(image_size: int | None, steps: int | None) -> dict:
+    """The report's departures from the quick preset, as `acc sweep --set` fields."""
+    out = {}
+    if image_size:
+        out["data.image_size"] = [str(image_size)]
+    if steps:
+        out["train.steps"] = [str(steps)]
+    return out
+
+
+def seeds_text(seeds) -> str:
+    seeds = list(seeds)
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(str(x) for x in seeds)
+
+
+def sweep_command(name: str, seeds, extra: dict) -> str:
+    method, _, fields = SWEEPS[name]
+    sets = "".join(f" --set {k}={','.join(v)}" for k, v in {**fields, **extra}.items())
+    return (f"acc sweep --method {method} --data pose-procedural --seeds {seeds_text(seeds)}"
+            f"{sets} --name {name}")
+
+
+def sweep_grid(name: str, seeds, extra: dict) -> list:
+    """[(values, seed, config)] of a sweep: the runs its `acc sweep` command trains."""
+    from acc_core import sweep
+
+    method, _, fields = SWEEPS[name]
+    fields = {**fields, **extra}
+    out = []
+    for seed in seeds:
+        base = sweep.expand(sweep.grid_from({"methods": [method], "data": "pose-procedural",
+                                             "seeds": [seed]}))[0]
+        for combo in itertools.product(*fields.values()):
+            values = dict(zip(fields, combo))
+            out.append((tuple(combo[: len(SWEEPS[name][2])]), seed, sweep.set_fields(base, values)))
+    return out
+
+
 def train_all(cfgs: dict, store) -> dict:
-    """Train every run not yet done; -> {name: {"run_id", "seconds", "loadavg_before", "loadavg_after"}}
-    for the runs trained here (the others were trained earlier)."""
+    """Train every run not yet done; -> {run_id: {"name", "seconds", "loadavg_before",
+    "loadavg_after"}} for the runs trained here (the others were trained earlier)."""
     from acc_core.runner import train_claimed
 
     out = {}
@@ -89,40 +160,107 @@ def train_all(cfgs: dict, store) -> dict:
             res = train_claimed(store, claimed, f"pose-report-{os.getpid()}", device="cpu")
             if res["status"] != "done":
                 raise SystemExit(f"run {name} ended {res['status']}: {res['reason']}")
-            out[name] = {"run_id": rec.run_id, "seconds": round(time.perf_counter() - start, 1),
+            out[rec.run_id] = {"name": name, "seconds": round(time.perf_counter() - start, 1),
+                               "loadavg_before": [round(x, 2) for x in load],
+                               "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
+    return out
+
+
+def train_sweeps(seeds, extra: dict, store) -> dict:
+    """Run every sweep of SWEEPS (what is done is skipped); -> {sweep: {wall_s, loads}}."""
+    from acc_core.sweep_run import run_sweep
+
+    out = {}
+    for name in SWEEPS:
+        cfgs = [c for _, _, c in sweep_grid(name, seeds, extra)]
+        load = os.getloadavg()
+        print(f"sweep {name}: {sweep_command(name, seeds, extra)}", file=sys.stderr, flush=True)
+        res = run_sweep(cfgs, store=store, engine="local", name=name,
+                        cpus_per_trial=os.cpu_count() or 1)
+        if res["failed"]:
+            raise SystemExit(f"sweep {name}: runs failed: {res['failed']}")
+        if res["done"]:
+            out[name] = {"trained": res["done"], "wall_s": round(res["wall_s"], 1),
                          "loadavg_before": [round(x, 2) for x in load],
                          "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
     return out
 
 
-def earlier_training(cfgs: dict) -> dict:
-    """The training records (time, load) of the earlier report, for the runs it shares."""
+def earlier_training() -> dict:
+    """The training records (time, load) of the earlier report."""
     try:
         old = json.loads(RESULTS.read_text()).get("training") or {}
     except (OSError, ValueError):
         return {}
-    return {k: v for k, v in old.items() if k in cfgs and v.get("run_id") == cfgs[k].run_id}
+    return old if isinstance(old.get("runs", {}), dict) and "runs" in old else {}
 
 
-def collect(cfgs: dict, store) -> dict:
+def _run_record(cfg, store, *, need_eval: bool = True) -> dict | None:
+    """A done run's scores, metrics and training time; None when it is not done."""
     from acc_core import rundir
 
+    rec = store.get(cfg.run_id)
+    if rec is None or rec.status != "done":
+        return None
+    ev = rundir.read_model_eval(rec.dir)
+    if need_eval and ev is None:
+        return None
+    if ev is not None and "lookup_synthetic" not in ev["scores"]:  # evaluated before that score existed
+        ev = reevaluate(rec.dir)
+    metrics = rundir.read_metrics(rec.dir) or {}
+    log = [r for r in rundir.read_log(rec.dir) if "time" in r]
+    # wall time of the training steps (the first step's own duration from its rate)
+    seconds = (log[-1]["time"] - log[0]["time"] + 1 / max(log[0]["steps_per_s"], 1e-9)) if log else None
+    return {"run_id": cfg.run_id, "dir": str(rec.dir), "scores": (ev or {}).get("scores", {}),
+            "metrics": metrics, "config": cfg.to_dict(), "train_seconds": seconds,
+            "final_loss": log[-1]["loss"] if log else None,
+            "steps_per_s": log[-1]["steps_per_s"] if log else None}
+
+
+def collect(seeds, image_size, steps, store) -> dict:
+    """{seed: {name: run record}} of the main runs; every one must be done."""
     runs = {}
-    for name, cfg in cfgs.items():
-        rec = store.get(cfg.run_id)
-        ev = rundir.read_model_eval(rec.dir) if rec is not None else None
-        if ev is None:
-            raise SystemExit(f"run {name} ({cfg.run_id}) has no pose evaluation; use --train")
-        if "lookup_synthetic" not in ev["scores"]:  # evaluated before that score existed
-            ev = reevaluate(rec.dir)
-        metrics = rundir.read_metrics(rec.dir) or {}
-        log = [r for r in rundir.read_log(rec.dir) if "time" in r]
-        # wall time of the training steps (the first step's own duration from its rate)
-        seconds = (log[-1]["time"] - log[0]["time"] + 1 / max(log[0]["steps_per_s"], 1e-9)) if log else None
-        runs[name] = {"run_id": cfg.run_id, "scores": ev["scores"], "metrics": metrics,
-                      "config": cfg.to_dict(), "train_seconds": seconds,
-                      "steps_per_s": log[-1]["steps_per_s"] if log else None}
+    for seed in seeds:
+        for name, cfg in configs(image_size, steps, seed).items():
+            r = _run_record(cfg, store)
+            if r is None:
+                raise SystemExit(f"run {name} of seed {seed} ({cfg.run_id}) is not done or has no "
+                                 "pose evaluation; use --train")
+            r.pop("dir")
+            runs.setdefault(str(seed), {})[name] = r
     return runs
+
+
+def vae_lookup(run_dir) -> dict:
+    """Table 1's lookup with an ML-VAE run's style latent (Euclidean distance)."""
+    import torch
+
+    from acc_core import data
+    from acc_core.methods.acc_pose_eval import lookup_scores
+    from acc_core.train import load_model
+
+    model, cfg = load_model(run_dir, device="cpu")
+    return lookup_scores(model, cfg, data.load_for(cfg.data), torch.device("cpu"),
+                         representation=VAE_REPRESENTATION, similarity=VAE_SIMILARITY)
+
+
+def collect_sweeps(seeds, extra: dict, store) -> dict:
+    """{sweep: {"command", "what", "rows": {values: {seed: record}}, "missing": [run ids]}}."""
+    out = {}
+    for name, (method, what, fields) in SWEEPS.items():
+        rows, missing = {}, []
+        for values, seed, cfg in sweep_grid(name, seeds, extra):
+            r = _run_record(cfg, store, need_eval=method == "acc_pose")
+            if r is None:
+                missing.append(cfg.run_id)
+                continue
+            if method != "acc_pose":
+                r["scores"] = {"lookup": vae_lookup(r["dir"])}
+            r.pop("dir")
+            rows.setdefault(" / ".join(values) or method, {})[str(seed)] = r
+        out[name] = {"command": sweep_command(name, seeds, extra), "what": what,
+                     "fields": list(fields), "rows": rows, "missing": missing}
+    return out
 
 
 def reevaluate(run_dir) -> dict:
@@ -140,70 +278,175 @@ def reevaluate(run_dir) -> dict:
     return rundir.read_model_eval(run_dir)
 
 
-def _row(s: dict) -> str:
-    return (f"{s['median_error']:.1f} | {s['acc30']:.2f} | {s['flip_median_error']:.1f} | "
-            f"{s['flip_acc30']:.2f}")
+# ----- aggregation over seeds --------------------------------------------------------------------
+KEYS = ("median_error", "acc30", "flip_median_error", "flip_acc30")
 
 
-MARGIN = 10.0  # degrees of median error: one seed per row, so smaller differences are noise
+def over_seeds(per_seed: dict, score: str, cat: str) -> dict:
+    """{seed: run record} -> {key: [value per seed]} for one score ('lookup', ...) and category."""
+    got = [r["scores"][score][cat] for _, r in sorted(per_seed.items(), key=lambda kv: int(kv[0]))
+           if cat in r["scores"].get(score, {})]
+    return {k: [float(g[k]) for g in got] for k in KEYS}
 
 
-def judge(ours: float, reference: float) -> str:
-    """A claim 'ours has the lower median error' judged with a margin of MARGIN degrees."""
-    if ours < reference - MARGIN:
-        return "reproduced"
-    if ours > reference + MARGIN:
-        return "not reproduced (the opposite)"
-    return f"not distinguishable (within {MARGIN:.0f}°, one seed)"
+def cell(values, digits: int) -> str:
+    if not values:
+        return "-"
+    m = float(np.mean(values))
+    if len(values) == 1:
+        return f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ± {float(np.std(values, ddof=1)):.{digits}f}"
 
 
-def verdicts(runs: dict) -> list[str]:
-    out = [f"Random guessing gives a median error near 90° here; a claim counts as reproduced "
-           f"when our median error is lower by more than {MARGIN:.0f}°."]
+def row_cells(v: dict) -> str:
+    return (f"{cell(v['median_error'], 1)} | {cell(v['acc30'], 2)} | "
+            f"{cell(v['flip_median_error'], 1)} | {cell(v['flip_acc30'], 2)}")
+
+
+MARGIN = 10.0  # degrees of median error, in the mean over seeds
+
+
+def judge(ours: list, reference: list) -> str:
+    """The claim 'ours has the lower median error', paired by seed: reproduced when the mean
+    difference is more than MARGIN degrees and every seed agrees."""
+    n = min(len(ours), len(reference))
+    if n == 0:
+        return "not measured"
+    d = np.asarray(ours[:n]) - np.asarray(reference[:n])
+    seeds = f"{n} seed{'s' if n > 1 else ''}"
+    if d.mean() < -MARGIN and (d < 0).all():
+        return f"reproduced ({seeds})"
+    if d.mean() > MARGIN and (d > 0).all():
+        return f"not reproduced: the opposite ({seeds})"
+    return f"not distinguishable (mean difference {d.mean():+.1f}°, {seeds}; margin {MARGIN:.0f}°)"
+
+
+def per_seed(values) -> str:
+    return ", ".join(f"{v:.1f}" for v in values)
+
+
+# ----- the section ------------------------------------------------------------------------------
+def verdicts(runs: dict, sweeps: dict) -> list[str]:
+    out = [f"Random guessing gives a median error near 90° here. A claim counts as reproduced "
+           f"when our median error is lower by more than {MARGIN:.0f}° in the mean over seeds and "
+           "lower in every seed (paired by seed)."]
+    by_name = {name: {seed: runs[seed][name] for seed in runs} for name in next(iter(runs.values()))}
+    vae = sweeps.get(VAE_SWEEP, {}).get("rows", {})
+    vae = next(iter(vae.values()), {})
     for cat in CATS:
-        acc = runs["acc"]["scores"]["lookup"][cat]
-        un = runs["acc"]["scores"]["untrained"][cat]
-        out.append(f"- Table 1, {cats_word(cat)}: the paper's ACC lookup beats every baseline. Ours "
-                   f"against the untrained network (our only label-free baseline; no pretrained "
-                   f"ResNet or VAE rows here): median {acc['median_error']:.1f}° vs "
-                   f"{un['median_error']:.1f}°, acc@30 {acc['acc30']:.2f} vs {un['acc30']:.2f}: "
-                   f"{judge(acc['median_error'], un['median_error'])}.")
-        syn = runs["acc"]["scores"].get("lookup_synthetic", {}).get(cat)
-        if syn:
-            out.append(f"- Within the synthetic domain ({cats_word(cat)} of the held-out instances), "
-                       f"ACC's lookup reaches median {syn['median_error']:.1f}°, acc@30 "
-                       f"{syn['acc30']:.2f}; the dictionary holds the same viewpoints of like "
-                       "objects on the same plain background, so this shows little about ACC "
-                       "(pixels nearly suffice there), but it places the failure in the real "
-                       "domain's gap, which our short runs do not cross.")
-        if "acc+swap" in runs:
-            sw = runs["acc+swap"]["scores"]["lookup"][cat]
-            out.append(f"- Ablation, {cats_word(cat)}: S5's background swap (on from half-way) "
-                       f"takes ACC's real-domain median error from {acc['median_error']:.1f}° to "
-                       f"{sw['median_error']:.1f}° (acc@30 {acc['acc30']:.2f} -> {sw['acc30']:.2f}): "
-                       f"lower with the swap: {judge(sw['median_error'], acc['median_error'])}.")
-        sup = runs["regression"]["scores"]["lookup"][cat]
-        out.append(f"- Table 1, {cats_word(cat)}: the supervised reference (trained with synthetic "
-                   f"poses) looks up at median {sup['median_error']:.1f}°, acc@30 "
-                   f"{sup['acc30']:.2f} (no such row in the paper).")
-        r = {k: runs[k]["scores"]["regression"][cat]["median_error"]
-             for k in ("regression", "regression+acc", "regression+acc+real")}
-        out.append(f"- Table 2, {cats_word(cat)}: the paper's + ACC lowers the regression's median "
-                   f"error; ours {r['regression']:.1f}° -> {r['regression+acc']:.1f}°: "
-                   f"{judge(r['regression+acc'], r['regression'])}. With 2% real images titrated in "
-                   f"the paper lowers it further; ours {r['regression+acc+real']:.1f}° (against the "
-                   f"regression alone: {judge(r['regression+acc+real'], r['regression'])}).")
+        w = cat + "s"
+        acc = over_seeds(by_name["acc"], "lookup", cat)["median_error"]
+        un = over_seeds(by_name["acc"], "untrained", cat)["median_error"]
+        out.append(f"- **Table 1, {w}: pose transfers to the real domain without a pose label.** "
+                   f"ACC's lookup against the untrained network: median {np.mean(acc):.1f}° vs "
+                   f"{np.mean(un):.1f}° (per seed {per_seed(acc)} vs {per_seed(un)}): {judge(acc, un)}.")
+        if vae:
+            v = over_seeds(vae, "lookup", cat)["median_error"]
+            out.append(f"- Table 1, {w}: ACC against ML-VAE on the same groups (its style latent): "
+                       f"{np.mean(acc):.1f}° vs {np.mean(v):.1f}° (per seed {per_seed(v)}): "
+                       f"{judge(acc, v)}.")
+        sup = over_seeds(by_name["regression"], "lookup", cat)["median_error"]
+        out.append(f"- Table 1, {w}: the supervised reference (the regression run's embedding, "
+                   f"trained with synthetic poses; no such row in the paper) looks up at "
+                   f"{np.mean(sup):.1f}° (per seed {per_seed(sup)}); ACC, without labels, against "
+                   f"it: {judge(acc, sup)}.")
+        reg = {k: over_seeds(by_name[k], "regression", cat)["median_error"]
+               for k in ("regression", "regression+acc", "regression+acc+real")}
+        out.append(f"- **Table 2, {w}: + ACC lowers the regression's median error.** Ours "
+                   f"{np.mean(reg['regression']):.1f}° -> {np.mean(reg['regression+acc']):.1f}° "
+                   f"(per seed {per_seed(reg['regression'])} -> {per_seed(reg['regression+acc'])}): "
+                   f"{judge(reg['regression+acc'], reg['regression'])}.")
+        out.append(f"- **Table 2, {w}: titrating 2% real images in helps the regression further.** "
+                   f"+ ACC {np.mean(reg['regression+acc']):.1f}° -> with real images "
+                   f"{np.mean(reg['regression+acc+real']):.1f}° (per seed "
+                   f"{per_seed(reg['regression+acc+real'])}): "
+                   f"{judge(reg['regression+acc+real'], reg['regression+acc'])}; against the "
+                   f"regression alone: {judge(reg['regression+acc+real'], reg['regression'])}.")
     return out
 
 
-def cats_word(cat: str) -> str:
-    return cat + "s"
+def ablation_lines(sweeps: dict) -> list[str]:
+    lines = []
+    for name, sw in sweeps.items():
+        if name == VAE_SWEEP:
+            continue
+        lines += ["", f"#### {sw['what'][0].upper()}{sw['what'][1:]}", "",
+                  f"`{sw['command']}`", ""]
+        if not sw["rows"]:
+            lines.append(f"Not trained yet ({len(sw['missing'])} runs): run the command above, "
+                         "or `python docs/make_pose_report.py --train`.")
+            continue
+        lines += ["| " + ", ".join(f.split(".", 1)[1] for f in sw["fields"])
+                  + " | seeds | car median (°) | car acc@30 | chair median (°) | chair acc@30 "
+                  "| final loss | s/run |", "|---|---|---|---|---|---|---|---|"]
+        base = None
+        for values, seeds in sw["rows"].items():
+            c = {cat: over_seeds(seeds, "lookup", cat) for cat in CATS}
+            if base is None:
+                base = c
+            loss = [r["final_loss"] for r in seeds.values() if r.get("final_loss") is not None]
+            secs = [r["train_seconds"] for r in seeds.values() if r.get("train_seconds")]
+            lines.append(f"| {values}{' (preset)' if c is base else ''} | {len(seeds)} | "
+                         f"{cell(c['car']['median_error'], 1)} | {cell(c['car']['acc30'], 2)} | "
+                         f"{cell(c['chair']['median_error'], 1)} | {cell(c['chair']['acc30'], 2)} | "
+                         f"{cell(loss, 2)} | {cell(secs, 0)} |")
+        first = next(iter(sw["rows"]))
+        for values, seeds in list(sw["rows"].items())[1:]:
+            parts = []
+            for cat in CATS:
+                ours = over_seeds(seeds, "lookup", cat)["median_error"]
+                ref = over_seeds(sw["rows"][first], "lookup", cat)["median_error"]
+                parts.append(f"{cat}s {judge(ours, ref)}")
+            lines.append(f"\n{values} lower than {first}: " + "; ".join(parts) + ".")
+        if sw["missing"]:
+            lines.append(f"\n{len(sw['missing'])} runs of this sweep are not trained yet.")
+    return lines
 
 
-def section(runs: dict, trained: dict | None, args) -> str:
-    acc_cfg = runs["acc"]["config"]
-    size = acc_cfg["data"]["image_size"]
-    steps = acc_cfg["train"]["steps"]
+def timing_lines(runs: dict, training: dict) -> list[str]:
+    names = list(next(iter(runs.values())))
+    loads = training.get("runs", {})
+    parts = []
+    for name in names:
+        secs = [runs[s][name]["train_seconds"] for s in runs if runs[s][name].get("train_seconds")]
+        rate = [runs[s][name]["steps_per_s"] for s in runs if runs[s][name].get("steps_per_s")]
+        ld = [loads[runs[s][name]["run_id"]] for s in runs if runs[s][name]["run_id"] in loads]
+        span = ""
+        if ld:
+            lo = min(min(x["loadavg_before"][0], x["loadavg_after"][0]) for x in ld)
+            hi = max(max(x["loadavg_before"][0], x["loadavg_after"][0]) for x in ld)
+            span = f", load {lo:.1f}-{hi:.1f}"
+        if secs:
+            parts.append(f"{name} {cell(secs, 0)} s ({np.mean(rate):.1f} steps/s{span})")
+    if not parts:
+        return []
+    return ["Training steps' wall time per run, mean ± sd over seeds (from each run's log; the "
+            "runs were trained one after another on a 2-core CPU, where a run's own two threads "
+            "make a load average of about 2): " + "; ".join(parts) + ". Each run also renders "
+            "the images it draws once, and evaluates at its end.", ""]
+
+
+def paper_preset_line() -> str:
+    try:
+        b = json.loads(PAPER_BENCH.read_text())
+    except (OSError, ValueError):
+        return ("The `paper` preset (S8.3: 40k steps, 4 pairs of sets per step) was not run here; "
+                "`python benchmarks/bench_pose_train.py --preset paper` estimates its time.")
+    return (f"The `paper` preset (S8.3: {b['steps']:,} steps, {b['pairs_per_step']} pairs of sets "
+            f"of {b['set_size']} per step) was not run here: "
+            f"`python benchmarks/bench_pose_train.py --preset paper` measures "
+            f"{b['median_seconds_per_step']:.2f} s a step on this 2-core CPU ({b['precision']}, "
+            f"load {b['loadavg_before'][0]:.1f} -> {b['loadavg_after'][0]:.1f}), "
+            f"{b['median_seconds_per_step'] * b['steps'] / 3600:.1f} hours for the run; a GPU "
+            "run of it is the next step.")
+
+
+def section(runs: dict, sweeps: dict, training: dict) -> str:
+    seeds = sorted(int(s) for s in runs)
+    first = runs[str(seeds[0])]
+    acc_cfg = first["acc"]["config"]
+    size, steps = acc_cfg["data"]["image_size"], acc_cfg["train"]["steps"]
+    by_name = {name: {s: runs[s][name] for s in runs} for name in first}
     lines = [BEGIN, "## Pose transfer (section 4.3, Tables 1-2)", "",
              "Data: `pose-procedural`, parametric cars and chairs ray cast in torch (no ShapeNet, "
              "no real photos offline): a synthetic domain with ground-truth viewpoints and a "
@@ -211,65 +454,67 @@ def section(runs: dict, trained: dict | None, args) -> str:
              "surfaces, cluttered backgrounds, blur, noise and JPEG-like quantisation. Table 1's "
              "protocol: the real-domain images of the two held-out instances per category "
              "(360 queries) take the pose of their nearest neighbour among the 1,800 synthetic "
-             "images of the ten training instances (cosine). Errors are geodesic angles between "
-             "viewpoint rotations; flip-invariant: the azimuth flipped by 180° counted as correct. "
-             "The network is a small conv encoder trained from scratch in place of the paper's "
+             "images of the ten training instances (cosine for ACC, as its loss; Euclidean for "
+             "the VAE's Gaussian latent). Errors are geodesic angles between viewpoint "
+             "rotations; flip-invariant: the azimuth flipped by 180° counted as correct. The "
+             "network is a small conv encoder trained from scratch in place of the paper's "
              "ImageNet-pretrained ResNet50 (no pretrained weights offline), at "
-             f"{size}x{size} instead of 128x128, for {steps} steps instead of 20k-60k.", "",
-             f"Command: `python docs/make_pose_report.py --train --image-size {size} --steps {steps} "
-             f"--seed {acc_cfg['train']['seed']}` (seed {acc_cfg['train']['seed']}; runs "
-             + ", ".join(f"`{k}` {v['run_id']}" for k, v in runs.items()) + ").", ""]
-    timed = [(k, r) for k, r in runs.items() if r.get("train_seconds")]
-    loads = {k: v for k, v in (trained or {}).items() if "loadavg_before" in v}
-
-    def load(k):  # the 1-minute load average around the run, when this invocation trained it
-        v = loads.get(k)
-        return "" if v is None else f", load {v['loadavg_before'][0]:.1f} -> {v['loadavg_after'][0]:.1f}"
-
-    if timed:
-        where = ("one run after another on a 2-core CPU (a run's own two threads make a load of "
-                 "about 2; more means other work shared the cores)" if loads else
-                 "on a 2-core CPU shared with other jobs (load average between 2 and 7)")
-        lines += [f"Training steps' wall time per run (from each run's log), measured {where}: "
-                  + "; ".join(f"{k} {r['train_seconds']:.0f} s ({r['steps_per_s']:.2f} steps/s{load(k)})"
-                              for k, r in timed) + ". Each run also renders the images it draws "
-                  "once, and evaluates at its end.", ""]
+             f"{size}x{size} instead of 128x128, for {steps} steps instead of 20k-60k. S5's "
+             "background swap (synthetic backgrounds painted with real-domain ones) is ramped in "
+             "over the first half of training: switched on at once, the network trained from "
+             "scratch collapses (the swap-ramp ablation below).", "",
+             "Command: `python docs/make_pose_report.py --train"
+             + (f" --image-size {size}" if size != 64 else "")
+             + f" --seeds {seeds_text(seeds)}` (seeds {seeds_text(seeds)}; the runs of each seed are "
+             "in `docs/results/pose.json`). Every number below is a mean ± sd over these seeds.", ""]
+    lines += timing_lines(runs, training)
     lines += ["### Table 1: pose without pose labels (nearest-neighbour lookup)", "",
               "| embedding | category | median err (°) | acc@30 | flip median (°) | flip acc@30 | source |",
               "|---|---|---|---|---|---|---|"]
+    vae_rows = sweeps.get(VAE_SWEEP, {}).get("rows", {})
+    vae = next(iter(vae_rows.values()), None)
     for cat in CATS:
         for row, vals in PAPER_T1.items():
             v = vals[cat]
             lines.append(f"| {row} | {cat} | {v[0]} | {v[1]:.2f} | {v[2]} | {v[3]:.2f} | paper, Pascal3D+ |")
-        lines.append(f"| untrained network | {cat} | {_row(runs['acc']['scores']['untrained'][cat])} | measured here |")
-        lines.append(f"| ACC (ours) | {cat} | {_row(runs['acc']['scores']['lookup'][cat])} | measured here |")
-        lines.append(f"| supervised reference (synthetic poses) | {cat} | "
-                     f"{_row(runs['regression']['scores']['lookup'][cat])} | measured here |")
-        if "acc+swap" in runs:
-            lines.append(f"| ACC + background swap from half-way (ours) | {cat} | "
-                         f"{_row(runs['acc+swap']['scores']['lookup'][cat])} | measured here |")
-        syn = runs["acc"]["scores"].get("lookup_synthetic", {}).get(cat)
-        if syn:
-            lines.append(f"| ACC (ours), synthetic-domain queries (cf. Table S1) | {cat} | "
-                         f"{_row(syn)} | measured here |")
+        ours = [("untrained network", by_name["acc"], "untrained")]
+        if vae:
+            ours.append((f"ML-VAE (ours, {VAE_REPRESENTATION} latent)", vae, "lookup"))
+        ours += [("ACC (ours)", by_name["acc"], "lookup"),
+                 ("supervised reference (synthetic poses)", by_name["regression"], "lookup"),
+                 ("ACC (ours), synthetic-domain queries (cf. Table S1)", by_name["acc"], "lookup_synthetic")]
+        for label, per, score in ours:
+            lines.append(f"| {label} | {cat} | {row_cells(over_seeds(per, score, cat))} | "
+                         f"measured here, {len(per)} seeds |")
     lines += ["", "### Table 2: spherical regression with and without ACC", "",
               "| method | category | median err (°) | acc@30 | flip median (°) | flip acc@30 | source |",
               "|---|---|---|---|---|---|---|"]
-    ours = {"Liao et al. (2019)": "regression", "+ ACC": "regression+acc",
-            "+ ACC (2% unannotated real)": "regression+acc+real"}
+    t2 = {"Liao et al. (2019)": "regression", "+ ACC": "regression+acc",
+          "+ ACC (2% unannotated real)": "regression+acc+real"}
     for cat in CATS:
         for row, vals in PAPER_T2.items():
             v = vals[cat]
             lines.append(f"| {row} | {cat} | {v[0]} | {v[1]:.2f} | - | - | paper, Pascal3D+ |")
-        for row, key in ours.items():
-            lines.append(f"| {row} (ours) | {cat} | {_row(runs[key]['scores']['regression'][cat])} | measured here |")
-    lines += ["", "### Verdicts", ""] + verdicts(runs) + [
-        "", "Caveats: one seed per row; a short run on a CPU; our 'real' domain is procedural, so "
-        "the domain gap is not Pascal3D+'s and the absolute numbers are not comparable with the "
-        "paper's; the quick preset trains without the S5 background swap (from scratch the "
-        "network collapses with it, `acc_core/methods/acc_pose.py`); the `paper` preset (40k "
-        "steps) was not run here. Numbers: "
-        "`docs/results/pose.json`.", END, ""]
+        for row, key in t2.items():
+            lines.append(f"| {row} (ours) | {cat} | {row_cells(over_seeds(by_name[key], 'regression', cat))} "
+                         f"| measured here, {len(by_name[key])} seeds |")
+    lines += ["", "### Verdicts", ""] + verdicts(runs, sweeps)
+    if vae is None and VAE_SWEEP in sweeps:
+        lines.append(f"- ML-VAE: not trained yet: `{sweeps[VAE_SWEEP]['command']}`.")
+    lines += ["", "### Ablations (S4, S5, S8.3), each a sweep of seeds",
+              "", "Real-domain lookup as Table 1 (mean ± sd over seeds); every other setting is "
+              "the quick preset's. The final loss is the ACC loss of the last step; log(32) = "
+              "3.47 means every image has one embedding (collapse)."]
+    lines += ablation_lines(sweeps)
+    if VAE_SWEEP in sweeps:
+        lines += ["", f"ML-VAE rows: `{sweeps[VAE_SWEEP]['command']}` (the quick preset of ML-VAE on "
+                  "this source: groups of 8 synthetic views of one instance, 8 groups a step, "
+                  "no real image and no held-out instance drawn)."]
+    lines += ["", "Caveats: our 'real' domain is procedural, so the domain gap is not "
+              "Pascal3D+'s and the absolute numbers are not comparable with the paper's; the "
+              "dictionary and the queries share the same 36 x 5 viewpoint grid, so an exact "
+              "match gives 0° (the medians of 0° below 30°); short runs on a CPU. "
+              + paper_preset_line() + " Numbers: `docs/results/pose.json`.", END, ""]
     return "\n".join(lines)
 
 
@@ -286,22 +531,31 @@ def write_section(text: str) -> None:
 
 def main(argv=None) -> int:
     from acc_core.store import RunStore
+    from acc_core.sweep import parse_seeds
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", action="store_true", help="train the runs that are missing")
     ap.add_argument("--image-size", type=int, default=None, help="default: the quick preset's")
     ap.add_argument("--steps", type=int, default=None, help="default: the quick preset's")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default=DEFAULT_SEEDS, help=f"e.g. 0-2 or 0,3 (default {DEFAULT_SEEDS})")
+    ap.add_argument("--no-sweeps", action="store_true", help="--train: the main runs only")
     args = ap.parse_args(argv)
-    cfgs = configs(args.image_size, args.steps, args.seed)
+    seeds = parse_seeds(args.seeds)
+    extra = overrides(args.image_size, args.steps)
     store = RunStore()
-    # a run trained now is timed now; one trained earlier keeps its earlier record
-    trained = {**earlier_training(cfgs), **(train_all(cfgs, store) if args.train else {})}
-    runs = collect(cfgs, store)
+    training = earlier_training() or {"runs": {}, "sweeps": {}}
+    if args.train:
+        for seed in seeds:
+            training["runs"].update(train_all(configs(args.image_size, args.steps, seed), store))
+        if not args.no_sweeps:
+            training["sweeps"].update(train_sweeps(seeds, extra, store))
+    runs = collect(seeds, args.image_size, args.steps, store)
+    sweeps = collect_sweeps(seeds, extra, store)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"runs": runs, "training": trained,
+    RESULTS.write_text(json.dumps({"seeds": list(seeds), "runs": runs, "sweeps": sweeps,
+                                   "training": training,
                                    "paper": {"table1": PAPER_T1, "table2": PAPER_T2}}, indent=2))
-    write_section(section(runs, trained, args))
+    write_section(section(runs, sweeps, training))
     print(f"wrote {RESULTS} and the pose section of {REPORT}")
     return 0
 

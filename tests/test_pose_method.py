@@ -92,7 +92,7 @@ def test_swap_starts_when_asked(monkeypatch):
 
     calls = []
     monkeypatch.setattr(mod, "swap_backgrounds", lambda x, syn, gen, share: calls.append(share) or x)
-    cfg = tiny(steps=10, background_swap=0.5)
+    cfg = tiny(steps=10, background_swap=0.5, swap_ramp=0.0)
     ds = data_sources.load_for(cfg.data)
     torch.manual_seed(0)
     model = cfg.method.build(cfg, ds)

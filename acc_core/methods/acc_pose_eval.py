@@ -5,7 +5,7 @@ evaluations.
 Per category: the 1,800 synthetic images of the dictionary instances (0-9, every viewpoint)
 with their ground-truth poses, and the 360 real-domain images of the held-out instances
 (10-11) as queries. Table 1: each query takes the pose of its nearest dictionary embedding
-(cosine); Table 2: the spherical-regression head's pose, when the run trained one. The same
+(cosine, or the similarity the run trained with); Table 2: the spherical-regression head's pose, when the run trained one. The same
 lookup with the untrained network (the run's own initial weights) is the baseline row.
 `lookup_synthetic` looks up the synthetic images of the held-out instances instead (the ABC
 supplement Table S1: pose within the synthetic domain), which separates what the embedding
@@ -67,6 +67,7 @@ def evaluate(model, config, dataset, device, *, untrained=None) -> dict:
 
     untrained = untrained if untrained is not None else untrained_model(config, dataset, device)
     p = config.params
+    similarity = config.train.similarity  # the lookup measures what the loss measured (cosine in the presets)
     scores = {"lookup": {}, "untrained": {}, "lookup_synthetic": {}}
     if p.regression_weight > 0:
         scores["regression"] = {}
@@ -80,16 +81,38 @@ def evaluate(model, config, dataset, device, *, untrained=None) -> dict:
             q, d = _codes(net, config, dataset, query_idx, device), _codes(net, config, dataset, dict_idx, device)
             if key == "lookup":
                 d_trained = d  # (N, E) the trained network's dictionary codes
-            pred, nn_idx = pose_metrics.nearest_neighbour_poses(q, d, dict_pose, k=NEIGHBOURS)
+            pred, nn_idx = pose_metrics.nearest_neighbour_poses(q, d, dict_pose, k=NEIGHBOURS,
+                                                                similarity=similarity)
             scores[key][cat] = pose_metrics.pose_scores(pred, true)
             arrays[f"{cat}_nn{suffix}"] = nn_idx.astype(np.int32)
             arrays[f"{cat}_err{suffix}"] = pose_metrics.angular_error(pred, true).astype(np.float32)
         syn_idx = dataset.select(category=cat, instances=TEST_INSTANCES, domain="synthetic")
         q = _codes(model, config, dataset, syn_idx, device)
-        pred, _ = pose_metrics.nearest_neighbour_poses(q, d_trained, dict_pose)
+        pred, _ = pose_metrics.nearest_neighbour_poses(q, d_trained, dict_pose, similarity=similarity)
         scores["lookup_synthetic"][cat] = pose_metrics.pose_scores(pred, dataset.poses(syn_idx))
         if p.regression_weight > 0:
             pred = _regressed_poses(model, config, dataset, query_idx, device)
             scores["regression"][cat] = pose_metrics.pose_scores(pred, true)
             arrays[f"{cat}_err_regression"] = pose_metrics.angular_error(pred, true).astype(np.float32)
     return {"scores": scores, "images": arrays}
+
+
+@torch.no_grad()
+def lookup_scores(model, config, dataset, device, *, representation=None,
+                  similarity: str = "cosine", categories=("car", "chair")) -> dict:
+    """Table 1's lookup with any method's network (e.g. the weakly supervised VAEs): the
+    real-domain images of the held-out instances against the synthetic dictionary, encoded
+    with `representation` of the run's method. -> {category: pose_scores}."""
+    from acc_core.data.pose_procedural import DICTIONARY_INSTANCES, TEST_INSTANCES
+    from acc_core.train import encode_images
+
+    out = {}
+    for cat in categories:
+        dict_idx = dataset.select(category=cat, instances=DICTIONARY_INSTANCES, domain="synthetic")
+        query_idx = dataset.select(category=cat, instances=TEST_INSTANCES, domain="real")
+        d = encode_images(model, config, dataset.images(dict_idx), device, representation)
+        q = encode_images(model, config, dataset.images(query_idx), device, representation)
+        pred, _ = pose_metrics.nearest_neighbour_poses(q, d, dataset.poses(dict_idx),
+                                                       similarity=similarity)
+        out[cat] = pose_metrics.pose_scores(pred, dataset.poses(query_idx))
+    return out

@@ -232,6 +232,20 @@ def _paper_base(source: str, method: str, params):
                               checkpoint_every=1000, snapshot_every=2000, probe_size=2000),
             params=params,
         )
+    if source == "pose-procedural":
+        # The ACC paper's Table 1 baselines: groups = one object instance seen from several
+        # viewpoints (set A of acc_pose), synthetic images only (the real domain and the
+        # held-out test instances 10-11 never drawn), at the pose report's 64x64.
+        return RunConfig(
+            data=DataConfig(source=source, image_size=64,
+                            held_out={"instance": (10, 11), "domain": (1,)}),
+            set_a=SetSpec(inactive=("category", "instance", "domain")),
+            set_b=SetSpec(inactive=("category", "instance", "domain")),
+            model=ModelConfig(encoder=ENCODER, embedding_dim=params.latent_dim),
+            train=TrainConfig(method=method, lr=1e-4, steps=20_000, set_size=8, pairs_per_step=8,
+                              checkpoint_every=1000, snapshot_every=2000, probe_size=1000),
+            params=params,
+        )
     # digits/MNIST: ACC's digit scenario (sets grouped by digit, 9 held out), same optimiser.
     return RunConfig(
         data=DataConfig(source=source, held_out={"digit": (9,)}),
@@ -254,6 +268,8 @@ def _quick_base(source: str, method: str, params, steps_shapes: int, steps_digit
     if source.startswith("shapes3d"):
         steps = steps_shapes
         cfg = cfg.replace(data=DataConfig(source=source, image_size=32))
+    elif source == "pose-procedural":
+        steps = steps_shapes  # 64x64 kept: the pose lookup's images
     else:
         steps = steps_digits
     every = max(1, steps // 8)
