@@ -244,8 +244,19 @@ def vae_lookup(run_dir) -> dict:
                          representation=VAE_REPRESENTATION, similarity=VAE_SIMILARITY)
 
 
+def earlier_lookups() -> dict:
+    """{run_id: scores} of the earlier report's VAE rows (a run's weights never change once
+    done, so its lookup is computed once, not each time the report is written)."""
+    try:
+        rows = json.loads(RESULTS.read_text())["sweeps"][VAE_SWEEP]["rows"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {r["run_id"]: r["scores"] for per_seed in rows.values() for r in per_seed.values()}
+
+
 def collect_sweeps(seeds, extra: dict, store) -> dict:
     """{sweep: {"command", "what", "rows": {values: {seed: record}}, "missing": [run ids]}}."""
+    cached = earlier_lookups()
     out = {}
     for name, (method, what, fields) in SWEEPS.items():
         rows, missing = {}, []
@@ -255,7 +266,7 @@ def collect_sweeps(seeds, extra: dict, store) -> dict:
                 missing.append(cfg.run_id)
                 continue
             if method != "acc_pose":
-                r["scores"] = {"lookup": vae_lookup(r["dir"])}
+                r["scores"] = cached.get(cfg.run_id) or {"lookup": vae_lookup(r["dir"])}
             r.pop("dir")
             rows.setdefault(" / ".join(values) or method, {})[str(seed)] = r
         out[name] = {"command": sweep_command(name, seeds, extra), "what": what,
