@@ -59,25 +59,30 @@ PAPER_T2 = {  # row -> cat -> (median error, acc@30)
     "+ ACC (2% unannotated real)": {"car": (9.3, 0.87), "chair": (26.0, 0.55)},
 }
 
-# Sweeps of seeds through `acc sweep`: name -> (method, what it varies, the fields it sets).
-# The first value of each field is the quick preset's own (the `acc` run of each seed), except
-# where a sweep only adds alternatives to it.
+# Sweeps of seeds through `acc sweep`: name -> (method, what it varies, the fields it sets, the
+# score its table shows). The first value of each field is the report's own run of each seed
+# (`acc`; `regression+acc` for the sweep of Table 2's ACC weight).
 VAE_SWEEP = "pose-ml-vae"
 SWEEPS = {
-    VAE_SWEEP: ("ml_vae", "ML-VAE (Table 1's weakly supervised VAE row)", {}),
+    VAE_SWEEP: ("ml_vae", "ML-VAE (Table 1's weakly supervised VAE row)", {}, "lookup"),
     "pose-background-swap": ("acc_pose", "S5's background swap, ramped in as in the preset, or never",
-                             {"params.background_swap": ["true", "false"]}),
+                             {"params.background_swap": ["true", "false"]}, "lookup"),
     "pose-swap-ramp": ("acc_pose", "the swap's ramp: over half of training (the preset) or none "
                        "(every synthetic image painted from the first step)",
-                       {"params.swap_ramp": ["0.5", "0"]}),
+                       {"params.swap_ramp": ["0.5", "0"]}, "lookup"),
     "pose-real-fraction": ("acc_pose", "the fraction of real images in set B from half-way (S4)",
-                           {"params.real_fraction": ["0.055", "0", "0.1"]}),
+                           {"params.real_fraction": ["0.055", "0", "0.1"]}, "lookup"),
     "pose-titration": ("acc_pose", "the titration (S8.3): 5.5% real images all at once or "
                        "ramped linearly, from half-way or from the start",
-                       {"params.titration": ["step", "linear"], "params.real_start": ["0.5", "0"]}),
+                       {"params.titration": ["step", "linear"], "params.real_start": ["0.5", "0"]}, "lookup"),
     "pose-similarity": ("acc_pose", "the similarity measure (S4)",
-                        {"train.similarity": ["cosine", "l2sq"]}),
-    "pose-set-size": ("acc_pose", "the set size (S4)", {"train.set_size": ["32", "16"]}),
+                        {"train.similarity": ["cosine", "l2sq"]}, "lookup"),
+    "pose-set-size": ("acc_pose", "the set size (S4)", {"train.set_size": ["32", "16"]}, "lookup"),
+    "pose-regression-acc-weight": (
+        "acc_pose", "the ACC loss's weight beside the spherical regression (Table 2's + ACC, "
+        "no real image; the regression head's pose error is shown)",
+        {"params.acc_weight": ["1", "0.1"], "params.regression_weight": ["1"],
+         "params.real_fraction": ["0"], "train.temperature": ["0.05"]}, "regression"),
 }
 VAE_REPRESENTATION, VAE_SIMILARITY = "style", "l2sq"  # the per-image latent; a Gaussian code
 
@@ -121,7 +126,7 @@ def seeds_text(seeds) -> str:
 
 
 def sweep_command(name: str, seeds, extra: dict) -> str:
-    method, _, fields = SWEEPS[name]
+    method, _, fields, _ = SWEEPS[name]
     sets = "".join(f" --set {k}={','.join(v)}" for k, v in {**fields, **extra}.items())
     return (f"acc sweep --method {method} --data pose-procedural --seeds {seeds_text(seeds)}"
             f"{sets} --name {name}")
@@ -131,7 +136,8 @@ def sweep_grid(name: str, seeds, extra: dict) -> list:
     """[(values, seed, config)] of a sweep: the runs its `acc sweep` command trains."""
     from acc_core import sweep
 
-    method, _, fields = SWEEPS[name]
+    method, _, fields, _ = SWEEPS[name]
+    varying = [i for i, v in enumerate(fields.values()) if len(v) > 1]  # a row's label
     fields = {**fields, **extra}
     out = []
     for seed in seeds:
@@ -139,7 +145,7 @@ def sweep_grid(name: str, seeds, extra: dict) -> list:
                                              "seeds": [seed]}))[0]
         for combo in itertools.product(*fields.values()):
             values = dict(zip(fields, combo))
-            out.append((tuple(combo[: len(SWEEPS[name][2])]), seed, sweep.set_fields(base, values)))
+            out.append((tuple(combo[i] for i in varying), seed, sweep.set_fields(base, values)))
     return out
 
 
@@ -205,7 +211,9 @@ def _run_record(cfg, store, *, need_eval: bool = True) -> dict | None:
     ev = rundir.read_model_eval(rec.dir)
     if need_eval and ev is None:
         return None
-    if ev is not None and "lookup_synthetic" not in ev["scores"]:  # evaluated before that score existed
+    if not need_eval:  # another method's own evaluation: not a pose one
+        ev = None
+    elif ev is not None and "lookup_synthetic" not in ev["scores"]:  # evaluated before that score existed
         ev = reevaluate(rec.dir)
     metrics = rundir.read_metrics(rec.dir) or {}
     log = [r for r in rundir.read_log(rec.dir) if "time" in r]
@@ -258,7 +266,7 @@ def collect_sweeps(seeds, extra: dict, store) -> dict:
     """{sweep: {"command", "what", "rows": {values: {seed: record}}, "missing": [run ids]}}."""
     cached = earlier_lookups()
     out = {}
-    for name, (method, what, fields) in SWEEPS.items():
+    for name, (method, what, fields, score) in SWEEPS.items():
         rows, missing = {}, []
         for values, seed, cfg in sweep_grid(name, seeds, extra):
             r = _run_record(cfg, store, need_eval=method == "acc_pose")
@@ -269,8 +277,9 @@ def collect_sweeps(seeds, extra: dict, store) -> dict:
                 r["scores"] = cached.get(cfg.run_id) or {"lookup": vae_lookup(r["dir"])}
             r.pop("dir")
             rows.setdefault(" / ".join(values) or method, {})[str(seed)] = r
-        out[name] = {"command": sweep_command(name, seeds, extra), "what": what,
-                     "fields": list(fields), "rows": rows, "missing": missing}
+        out[name] = {"command": sweep_command(name, seeds, extra), "what": what, "score": score,
+                     "fields": [k for k, v in fields.items() if len(v) > 1], "rows": rows,
+                     "missing": missing}
     return out
 
 
@@ -354,8 +363,8 @@ def verdicts(runs: dict, sweeps: dict) -> list[str]:
         if vae:
             v = over_seeds(vae, "lookup", cat)["median_error"]
             out.append(f"- Table 1, {w}: ACC against ML-VAE on the same groups (its style latent): "
-                       f"{np.mean(acc):.1f}° vs {np.mean(v):.1f}° (per seed {per_seed(v)}): "
-                       f"{judge(acc, v)}.")
+                       f"{np.mean(acc):.1f}° vs {np.mean(v):.1f}° (per seed {per_seed(acc)} vs "
+                       f"{per_seed(v)}): {judge(acc, v)}.")
         sup = over_seeds(by_name["regression"], "lookup", cat)["median_error"]
         out.append(f"- Table 1, {w}: the supervised reference (the regression run's embedding, "
                    f"trained with synthetic poses; no such row in the paper) looks up at "
@@ -387,12 +396,13 @@ def ablation_lines(sweeps: dict) -> list[str]:
             lines.append(f"Not trained yet ({len(sw['missing'])} runs): run the command above, "
                          "or `python docs/make_pose_report.py --train`.")
             continue
+        score = sw.get("score", "lookup")
         lines += ["| " + ", ".join(f.split(".", 1)[1] for f in sw["fields"])
                   + " | seeds | car median (°) | car acc@30 | chair median (°) | chair acc@30 "
                   "| final loss | s/run |", "|---|---|---|---|---|---|---|---|"]
         base = None
         for values, seeds in sw["rows"].items():
-            c = {cat: over_seeds(seeds, "lookup", cat) for cat in CATS}
+            c = {cat: over_seeds(seeds, score, cat) for cat in CATS}
             if base is None:
                 base = c
             loss = [r["final_loss"] for r in seeds.values() if r.get("final_loss") is not None]
@@ -405,8 +415,8 @@ def ablation_lines(sweeps: dict) -> list[str]:
         for values, seeds in list(sw["rows"].items())[1:]:
             parts = []
             for cat in CATS:
-                ours = over_seeds(seeds, "lookup", cat)["median_error"]
-                ref = over_seeds(sw["rows"][first], "lookup", cat)["median_error"]
+                ours = over_seeds(seeds, score, cat)["median_error"]
+                ref = over_seeds(sw["rows"][first], score, cat)["median_error"]
                 parts.append(f"{cat}s {judge(ours, ref)}")
             lines.append(f"\n{values} lower than {first}: " + "; ".join(parts) + ".")
         if sw["missing"]:
@@ -513,9 +523,11 @@ def section(runs: dict, sweeps: dict, training: dict) -> str:
     if vae is None and VAE_SWEEP in sweeps:
         lines.append(f"- ML-VAE: not trained yet: `{sweeps[VAE_SWEEP]['command']}`.")
     lines += ["", "### Ablations (S4, S5, S8.3), each a sweep of seeds",
-              "", "Real-domain lookup as Table 1 (mean ± sd over seeds); every other setting is "
-              "the quick preset's. The final loss is the ACC loss of the last step; log(32) = "
-              "3.47 means every image has one embedding (collapse)."]
+              "", "Real-domain lookup as Table 1 (the regression head's pose error in the sweep "
+              "of Table 2's ACC weight), mean ± sd over seeds; every other setting is "
+              "the quick preset's. The final loss is the training loss of the last step (the ACC "
+              "loss where nothing else is trained); log(32) = 3.47 means every image has one "
+              "embedding (collapse)."]
     lines += ablation_lines(sweeps)
     if VAE_SWEEP in sweeps:
         lines += ["", f"ML-VAE rows: `{sweeps[VAE_SWEEP]['command']}` (the quick preset of ML-VAE on "

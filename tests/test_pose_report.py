@@ -43,17 +43,18 @@ def test_each_sweep_is_the_runs_its_acc_sweep_command_trains(report):
     from acc_core.sweep_cli import spec_from_args
 
     for extra in ({}, report.overrides(32, 20)):
-        for name, (method, _, fields) in report.SWEEPS.items():
+        for name, (method, _, fields, _) in report.SWEEPS.items():
             command = report.sweep_command(name, [0, 1], extra)
             args = build_parser().parse_args(shlex.split(command)[1:])
             want = [c.run_id for c in sweep.expand(sweep.grid_from(spec_from_args(args)))]
             got = report.sweep_grid(name, [0, 1], extra)
             assert sorted(c.run_id for _, _, c in got) == sorted(want), name
-            if method == "acc_pose":  # the first row of an ablation is the report's own acc run
+            if method == "acc_pose":  # the first row of an ablation is one of the report's runs
+                own = "regression+acc" if "params.regression_weight" in fields else "acc"
                 for seed in (0, 1):
                     first = next(c for _, s, c in got if s == seed)
                     assert first.run_id == report.configs(32 if extra else None, 20 if extra else None,
-                                                          seed)["acc"].run_id, name
+                                                          seed)[own].run_id, name
 
 
 def test_judge_pairs_seeds_and_needs_every_seed_to_agree(report):
