@@ -110,6 +110,7 @@ def test_section_states_paper_and_ours_and_replaces_itself(report, tmp_path, mon
     assert "0 lower than 0.5: cars not reproduced: the opposite (2 seeds)" in text
     assert "Not trained yet (1 runs)" in text and "--set train.set_size=32,16" in text
     assert "--seeds 0-1" in text
+    assert "collapsed to one embedding for every image in 2 of 2 seeds" in text
     doc = tmp_path / "REPRODUCTION.md"
     doc.write_text("# Report\n\nearlier sections\n")
     monkeypatch.setattr(report, "REPORT", doc)
