@@ -7,7 +7,11 @@ image at a time, as a per-image data loader would. The dataset keeps every drawn
 memory, so a training run renders each of its 8,640 images at most once; the JSON also
 gives the time to draw them all. The load average is recorded because the CPU is shared.
 
-    python benchmarks/bench_pose_render.py [--size 64]     # prints JSON
+The renderer runs on one torch thread (`pose_render.SINGLE_THREAD`). `--busy` also measures
+why: beside a busy neighbour process (two threads of matrix products, as a training worker
+keeps the cores busy), the same batch rendered on one thread and on torch's default threads.
+
+    python benchmarks/bench_pose_render.py [--size 64] [--busy]     # prints JSON
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 import numpy as np
 import torch
 
+from acc_core.data import pose_render
 from acc_core.data.pose_procedural import ProceduralPose
 from acc_core.data.pose_render import _banks, render
 
@@ -38,9 +43,39 @@ def images_per_second(fn, n_images: int, rounds: int = 3) -> float:
     return best
 
 
+def _busy_neighbour(seconds: float):
+    """A separate process keeping two threads busy with matrix products for `seconds`."""
+    import subprocess
+    import sys
+
+    code = ("import time, torch; torch.set_num_threads(2); a = torch.randn(512, 512); "
+            f"end = time.time() + {seconds}\nwhile time.time() < end: a @ a")
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def busy_comparison(factors, size: int) -> dict:
+    """Images/s of one batch beside a busy neighbour: one render thread vs torch's default."""
+    neighbour = _busy_neighbour(120)
+    try:
+        time.sleep(2)  # let it start
+        out = {"neighbour": "2 threads of 512x512 matrix products",
+               "threads_default": torch.get_num_threads()}
+        for key, single in (("one_thread_images_per_s", True), ("default_threads_images_per_s", False)):
+            pose_render.SINGLE_THREAD = single
+            out[key] = round(images_per_second(lambda: render(factors, size), len(factors), rounds=1), 1)
+        out["one_thread_speedup"] = round(out["one_thread_images_per_s"] / out["default_threads_images_per_s"], 1)
+        return out
+    finally:
+        pose_render.SINGLE_THREAD = True
+        neighbour.kill()
+        neighbour.wait()
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description="pose-procedural rendering throughput")
     ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--busy", action="store_true",
+                    help="also render beside a busy process, on one thread and on the default threads")
     args = ap.parse_args(argv)
     size = args.size
     load_before = os.getloadavg()
@@ -60,6 +95,7 @@ def main(argv=None) -> dict:
     result = {
         "image_size": size,
         "torch_threads": torch.get_num_threads(),
+        "render_threads": 1 if pose_render.SINGLE_THREAD else torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
         "loadavg_before": [round(x, 2) for x in load_before],
         "background_bank_s": round(banks_s, 2),
@@ -72,6 +108,8 @@ def main(argv=None) -> dict:
         "whole_dataset_estimated_s": round(len(ds) / batched, 1),
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }
+    if args.busy:
+        result["beside_a_busy_process"] = busy_comparison(factors[:64], size)
     print(json.dumps(result, indent=2))
     return result
 

@@ -88,3 +88,17 @@ def test_bad_inputs():
         render([[2, 0, 0, 0, 0]], 32)
     with pytest.raises(ValueError, match="at least 8"):
         render([[0, 0, 0, 0, 0]], 4)
+
+
+def test_rendering_on_one_thread_gives_the_same_images_and_restores_the_threads(monkeypatch):
+    import torch
+
+    from acc_core.data import pose_render
+
+    f = np.array([[0, 1, 3, 2, 0], [1, 4, 30, 4, 1], [0, 11, 17, 0, 1]])
+    before = torch.get_num_threads()
+    one = pose_render.render(f, 24)
+    assert torch.get_num_threads() == before
+    monkeypatch.setattr(pose_render, "SINGLE_THREAD", False)
+    assert torch.equal(pose_render.render(f, 24), one)
+

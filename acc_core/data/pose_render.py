@@ -50,6 +50,7 @@ SUPERSAMPLE = 1  # rays per pixel side (2 = 2x2 antialiasing at 4x the cost)
 CHUNK = 32  # images per ray-casting step (a few MB per working tensor at 64x64)
 SEED = 4_300  # instance shapes and colours, background and noise banks
 BANK = 64  # procedural backgrounds and noise fields to choose from
+SINGLE_THREAD = True  # render on one torch thread (see `render`); False: torch's own setting
 
 
 # ----- deterministic per-image randomness ----------------------------------------------------
@@ -330,13 +331,16 @@ def render(factors, size: int = 64) -> torch.Tensor:
         raise ValueError(f"factor value indices out of range; sizes are {FACTOR_SIZES}")
     if int(size) != size or size < 8:
         raise ValueError(f"image size must be an integer of at least 8, got {size!r}")
+    import contextlib
+
     from acc_core.analysis.arrays import single_thread
 
     out = torch.empty((len(f), size, size, 3), dtype=torch.uint8)
-    # One intra-op thread: the renderer's many small tensor ops gain little from a second
-    # thread, and beside another busy process (a worker training) each op's thread barrier
-    # stalls: 200 images took 17 s on two threads there, 0.4 s on one.
-    with torch.no_grad(), single_thread():
+    # One intra-op thread (SINGLE_THREAD): the renderer's many small tensor ops gain little
+    # from a second thread, and beside another busy process (a worker training) each op's
+    # thread barrier stalls (`python benchmarks/bench_pose_render.py --busy`).
+    threads = single_thread() if SINGLE_THREAD else contextlib.nullcontext()
+    with torch.no_grad(), threads:
         for start in range(0, len(f), CHUNK):
             img = _render_chunk(f[start:start + CHUNK], int(size))
             out[start:start + CHUNK] = img.permute(0, 2, 3, 1).mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
