@@ -62,9 +62,18 @@ PAPER_T2 = {  # row -> cat -> (median error, acc@30)
 # Sweeps of seeds through `acc sweep`: name -> (method, what it varies, the fields it sets, the
 # score its table shows). The first value of each field is the report's own run of each seed
 # (`acc`; `regression+acc` for the sweep of Table 2's ACC weight).
-VAE_SWEEP = "pose-ml-vae"
+# The weakly supervised VAEs of Table 1 (CCVAE is not built here): sweep -> (title, the
+# representation looked up, what it was trained on).
+VAES = {
+    "pose-ml-vae": ("ML-VAE", "style", "groups of 8 synthetic views of one instance, 8 groups a "
+                    "step; its per-image style latent is looked up"),
+    "pose-ada-gvae": ("Ada-GVAE", "mean", "32 pairs a step of synthetic views of one instance "
+                      "(only their differing latents are averaged); its posterior mean is looked up"),
+}
+VAE_SIMILARITY = "l2sq"  # a Gaussian latent: Euclidean distance
 SWEEPS = {
-    VAE_SWEEP: ("ml_vae", "ML-VAE (Table 1's weakly supervised VAE row)", {}, "lookup"),
+    "pose-ml-vae": ("ml_vae", "ML-VAE (Table 1's weakly supervised VAE row)", {}, "lookup"),
+    "pose-ada-gvae": ("ada_gvae", "Ada-GVAE (a weakly supervised VAE row)", {}, "lookup"),
     "pose-background-swap": ("acc_pose", "S5's background swap, ramped in as in the preset, or never",
                              {"params.background_swap": ["true", "false"]}, "lookup"),
     "pose-swap-ramp": ("acc_pose", "the swap's ramp: over half of training (the preset) or none "
@@ -84,7 +93,6 @@ SWEEPS = {
         {"params.acc_weight": ["1", "0.1"], "params.regression_weight": ["1"],
          "params.real_fraction": ["0"], "train.temperature": ["0.05"]}, "regression"),
 }
-VAE_REPRESENTATION, VAE_SIMILARITY = "style", "l2sq"  # the per-image latent; a Gaussian code
 
 
 def configs(image_size: int | None, steps: int | None, seed: int) -> dict:
@@ -239,8 +247,8 @@ def collect(seeds, image_size, steps, store) -> dict:
     return runs
 
 
-def vae_lookup(run_dir) -> dict:
-    """Table 1's lookup with an ML-VAE run's style latent (Euclidean distance)."""
+def vae_lookup(run_dir, representation: str) -> dict:
+    """Table 1's lookup with a VAE run's `representation` (Euclidean distance)."""
     import torch
 
     from acc_core import data
@@ -249,17 +257,19 @@ def vae_lookup(run_dir) -> dict:
 
     model, cfg = load_model(run_dir, device="cpu")
     return lookup_scores(model, cfg, data.load_for(cfg.data), torch.device("cpu"),
-                         representation=VAE_REPRESENTATION, similarity=VAE_SIMILARITY)
+                         representation=representation, similarity=VAE_SIMILARITY)
 
 
 def earlier_lookups() -> dict:
     """{run_id: scores} of the earlier report's VAE rows (a run's weights never change once
     done, so its lookup is computed once, not each time the report is written)."""
     try:
-        rows = json.loads(RESULTS.read_text())["sweeps"][VAE_SWEEP]["rows"]
+        sweeps = json.loads(RESULTS.read_text())["sweeps"]
+        rows = [sweeps[name]["rows"] for name in VAES if name in sweeps]
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-    return {r["run_id"]: r["scores"] for per_seed in rows.values() for r in per_seed.values()}
+    return {r["run_id"]: r["scores"] for sweep_rows in rows for per_seed in sweep_rows.values()
+            for r in per_seed.values()}
 
 
 def collect_sweeps(seeds, extra: dict, store) -> dict:
@@ -274,7 +284,7 @@ def collect_sweeps(seeds, extra: dict, store) -> dict:
                 missing.append(cfg.run_id)
                 continue
             if method != "acc_pose":
-                r["scores"] = cached.get(cfg.run_id) or {"lookup": vae_lookup(r["dir"])}
+                r["scores"] = cached.get(cfg.run_id) or {"lookup": vae_lookup(r["dir"], VAES[name][1])}
             r.pop("dir")
             rows.setdefault(" / ".join(values) or method, {})[str(seed)] = r
         out[name] = {"command": sweep_command(name, seeds, extra), "what": what, "score": score,
@@ -351,8 +361,7 @@ def verdicts(runs: dict, sweeps: dict) -> list[str]:
            f"when our median error is lower by more than {MARGIN:.0f}° in the mean over seeds and "
            "lower in every seed (paired by seed)."]
     by_name = {name: {seed: runs[seed][name] for seed in runs} for name in next(iter(runs.values()))}
-    vae = sweeps.get(VAE_SWEEP, {}).get("rows", {})
-    vae = next(iter(vae.values()), {})
+    vaes = vae_rows(sweeps)
     for cat in CATS:
         w = cat + "s"
         acc = over_seeds(by_name["acc"], "lookup", cat)["median_error"]
@@ -360,11 +369,11 @@ def verdicts(runs: dict, sweeps: dict) -> list[str]:
         out.append(f"- **Table 1, {w}: pose transfers to the real domain without a pose label.** "
                    f"ACC's lookup against the untrained network: median {np.mean(acc):.1f}° vs "
                    f"{np.mean(un):.1f}° (per seed {per_seed(acc)} vs {per_seed(un)}): {judge(acc, un)}.")
-        if vae:
-            v = over_seeds(vae, "lookup", cat)["median_error"]
-            out.append(f"- Table 1, {w}: ACC against ML-VAE on the same groups (its style latent): "
-                       f"{np.mean(acc):.1f}° vs {np.mean(v):.1f}° (per seed {per_seed(acc)} vs "
-                       f"{per_seed(v)}): {judge(acc, v)}.")
+        for title, rep_name, per in vaes:
+            v = over_seeds(per, "lookup", cat)["median_error"]
+            out.append(f"- Table 1, {w}: ACC against {title} on the same instances (its {rep_name} "
+                       f"latent): {np.mean(acc):.1f}° vs {np.mean(v):.1f}° (per seed "
+                       f"{per_seed(acc)} vs {per_seed(v)}): {judge(acc, v)}.")
         sup = over_seeds(by_name["regression"], "lookup", cat)["median_error"]
         out.append(f"- Table 1, {w}: the supervised reference (the regression run's embedding, "
                    f"trained with synthetic poses; no such row in the paper) looks up at "
@@ -385,10 +394,20 @@ def verdicts(runs: dict, sweeps: dict) -> list[str]:
     return out
 
 
+def vae_rows(sweeps: dict) -> list:
+    """[(title, representation, {seed: run record})] of the VAE sweeps that have runs."""
+    out = []
+    for name, (title, rep_name, _) in VAES.items():
+        rows = sweeps.get(name, {}).get("rows", {})
+        if rows:
+            out.append((title, rep_name, next(iter(rows.values()))))
+    return out
+
+
 def ablation_lines(sweeps: dict) -> list[str]:
     lines = []
     for name, sw in sweeps.items():
-        if name == VAE_SWEEP:
+        if name in VAES:
             continue
         lines += ["", f"#### {sw['what'][0].upper()}{sw['what'][1:]}", "",
                   f"`{sw['command']}`", ""]
@@ -504,15 +523,13 @@ def section(runs: dict, sweeps: dict, training: dict) -> str:
     lines += ["### Table 1: pose without pose labels (nearest-neighbour lookup)", "",
               "| embedding | category | median err (°) | acc@30 | flip median (°) | flip acc@30 | source |",
               "|---|---|---|---|---|---|---|"]
-    vae_rows = sweeps.get(VAE_SWEEP, {}).get("rows", {})
-    vae = next(iter(vae_rows.values()), None)
+    vaes = vae_rows(sweeps)
     for cat in CATS:
         for row, vals in PAPER_T1.items():
             v = vals[cat]
             lines.append(f"| {row} | {cat} | {v[0]} | {v[1]:.2f} | {v[2]} | {v[3]:.2f} | paper, Pascal3D+ |")
         ours = [("untrained network", by_name["acc"], "untrained")]
-        if vae:
-            ours.append((f"ML-VAE (ours, {VAE_REPRESENTATION} latent)", vae, "lookup"))
+        ours += [(f"{title} (ours, {rep_name} latent)", per, "lookup") for title, rep_name, per in vaes]
         ours += [("ACC (ours)", by_name["acc"], "lookup"),
                  ("supervised reference (synthetic poses)", by_name["regression"], "lookup"),
                  ("ACC (ours), synthetic-domain queries (cf. Table S1)", by_name["acc"], "lookup_synthetic")]
@@ -532,8 +549,9 @@ def section(runs: dict, sweeps: dict, training: dict) -> str:
             lines.append(f"| {row} (ours) | {cat} | {row_cells(over_seeds(by_name[key], 'regression', cat))} "
                          f"| measured here, {len(by_name[key])} seeds |")
     lines += ["", "### Verdicts", ""] + verdicts(runs, sweeps)
-    if vae is None and VAE_SWEEP in sweeps:
-        lines.append(f"- ML-VAE: not trained yet: `{sweeps[VAE_SWEEP]['command']}`.")
+    for name, (title, _, _) in VAES.items():
+        if name in sweeps and not sweeps[name]["rows"]:
+            lines.append(f"- {title}: not trained yet: `{sweeps[name]['command']}`.")
     lines += ["", "### Ablations (S4, S5, S8.3), each a sweep of seeds",
               "", "Real-domain lookup as Table 1 (the regression head's pose error in the sweep "
               "of Table 2's ACC weight), mean ± sd over seeds; every other setting is "
@@ -541,10 +559,10 @@ def section(runs: dict, sweeps: dict, training: dict) -> str:
               "loss where nothing else is trained); log(32) = 3.47 means every image has one "
               "embedding (collapse)."]
     lines += ablation_lines(sweeps)
-    if VAE_SWEEP in sweeps:
-        lines += ["", f"ML-VAE rows: `{sweeps[VAE_SWEEP]['command']}` (the quick preset of ML-VAE on "
-                  "this source: groups of 8 synthetic views of one instance, 8 groups a step, "
-                  "no real image and no held-out instance drawn)."]
+    for name, (title, _, what) in VAES.items():
+        if name in sweeps:
+            lines += ["", f"{title} rows: `{sweeps[name]['command']}` (its quick preset on this "
+                      f"source: {what}; no real image and no held-out instance drawn)."]
     lines += ["", "Caveats: our 'real' domain is procedural, so the domain gap is not "
               "Pascal3D+'s and the absolute numbers are not comparable with the paper's; the "
               "dictionary and the queries share the same 36 x 5 viewpoint grid, so an exact "

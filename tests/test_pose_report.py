@@ -82,7 +82,7 @@ def test_section_states_paper_and_ours_and_replaces_itself(report, tmp_path, mon
             for k, c in cfgs.items()}
     acc = {s: runs[s]["acc"] for s in runs}
     sweeps = {
-        report.VAE_SWEEP: {"command": report.sweep_command(report.VAE_SWEEP, [0, 1], {}),
+        "pose-ml-vae": {"command": report.sweep_command("pose-ml-vae", [0, 1], {}),
                            "what": "ML-VAE", "fields": [], "missing": [],
                            "rows": {"ml_vae": {s: fake_run(report.configs(None, None, int(s))["acc"],
                                                            {"lookup": fake_scores(75.0)})
@@ -102,7 +102,7 @@ def test_section_states_paper_and_ours_and_replaces_itself(report, tmp_path, mon
     assert "| ACC (ours) | car | 12.0 ± 2.8 | 0.93 ± 0.02 | 6.0 ± 1.4 |" in text
     assert "| ML-VAE (ours, style latent) | chair | 75.0 ± 0.0 |" in text
     assert "12.0° vs 80.0° (per seed 10.0, 14.0 vs 80.0, 80.0): reproduced (2 seeds)" in text
-    assert "ACC against ML-VAE on the same groups (its style latent): 12.0° vs 75.0°" in text
+    assert "ACC against ML-VAE on the same instances (its style latent): 12.0° vs 75.0°" in text
     # Table 2: 32° -> 27° is within the margin; 27° -> 14° with real images is beyond it
     assert "Ours 32.0° -> 27.0° (per seed 30.0, 34.0 -> 25.0, 29.0): not distinguishable" in text
     assert "with real images 14.0° (per seed 12.0, 16.0): reproduced (2 seeds)" in text
