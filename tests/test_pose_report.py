@@ -64,6 +64,24 @@ def test_judge_pairs_seeds_and_needs_every_seed_to_agree(report):
     assert report.judge([10.0, 90.0], [60.0, 60.0]).startswith("not distinguishable")
     assert report.judge([50.0], [55.0]).startswith("not distinguishable (mean difference -5.0°")
     assert report.judge([], [1.0]) == "not measured"
+    assert report.compare([20.0, 25.0], [10.0, 10.0]) == "worse by 12.5° (in every seed)"
+    assert report.compare([0.0, 0.0], [20.0, 30.0]) == "better by 25.0° (in every seed)"
+    assert report.compare([12.0, 8.0], [10.0, 10.0]) == "within the margin (+0.0°)"
+
+
+def test_the_mechanism_line_names_what_carries_the_transfer(report):
+    def rows(median):
+        return {str(s): {"scores": {"lookup": fake_scores(median)}} for s in (0, 1)}
+
+    sweeps = {"pose-real-fraction": {"rows": {"0.055": rows(10.0), "0": rows(10.0)}},
+              "pose-background-swap": {"rows": {"true": rows(10.0), "false": rows(90.0)}}}
+    line = report.mechanism_line(sweeps, "car", [10.0, 10.0])
+    assert "Without any real image in set B ACC looks up at 10.0°" in line
+    assert "within the margin (+0.0°)" in line and "at 90.0° (worse by 80.0° (in every seed))" in line
+    assert "add nothing measurable here; S5's background swap" in line
+    sweeps["pose-real-fraction"]["rows"]["0"] = rows(60.0)
+    assert "carry part of the transfer" in report.mechanism_line(sweeps, "car", [10.0, 10.0])
+    assert report.mechanism_line({}, "car", [10.0]) is None
 
 
 def fake_run(cfg, scores: dict, loss=2.0):
@@ -107,7 +125,7 @@ def test_section_states_paper_and_ours_and_replaces_itself(report, tmp_path, mon
     assert "Ours 32.0° -> 27.0° (per seed 30.0, 34.0 -> 25.0, 29.0): not distinguishable" in text
     assert "with real images 14.0° (per seed 12.0, 16.0): reproduced (2 seeds)" in text
     assert "| 0 | 2 | 88.0 ± 0.0 |" in text and "| 3.47 ± 0.00 |" in text
-    assert "0 lower than 0.5: cars not reproduced: the opposite (2 seeds)" in text
+    assert "0 against 0.5: car worse by 76.0° (in every seed)" in text
     assert "Not trained yet (1 runs)" in text and "--set train.set_size=32,16" in text
     assert "--seeds 0-1" in text
     assert "collapsed to one embedding for every image in 2 of 2 seeds" in text
