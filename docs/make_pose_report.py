@@ -500,7 +500,7 @@ def timing_lines(runs: dict, training: dict) -> list[str]:
         return []
     return ["Training steps' wall time per run, mean ± sd over seeds (from each run's log; the "
             "runs were trained one after another on a 2-core CPU, where a run's own two threads "
-            "make a load average of about 2): " + "; ".join(parts) + ". Each run also renders "
+            "make a load average of about 2, and more means other work shared the cores): " + "; ".join(parts) + ". Each run also renders "
             "the images it draws once, and evaluates at its end.", ""]
 
 

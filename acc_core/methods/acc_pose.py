@@ -392,9 +392,10 @@ def _quick(source: str):
     the network learns the synthetic domain but its lookup of real-domain images stays near
     chance (the background-swap sweep; both in docs/REPRODUCTION.md, "Pose transfer").
 
-    Measured on a quiet 2-core CPU with native bf16 (load average 1.7 from the run's own two
-    threads): 99 s for the whole run, rendering, 800 steps at 8.4 steps/s and its evaluation.
-    `python benchmarks/bench_pose_train.py` times the steps on any machine."""
+    Measured on a quiet 2-core CPU with native bf16: 107 s for the whole `acc train --method
+    acc_pose --data pose-procedural` (rendering, 800 steps, snapshots, evaluation; load 1.0 ->
+    1.7); `python benchmarks/bench_pose_train.py` times the steps on any machine (0.129 s a
+    step in bf16, 0.189 in float32 there, `benchmarks/results/bench_pose_train*.json`)."""
     cfg = _paper(source)
     return cfg.replace(
         train=dataclasses.replace(cfg.train, pairs_per_step=2, lr=3e-4, steps=800,
