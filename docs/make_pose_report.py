@@ -519,6 +519,21 @@ def paper_preset_line() -> str:
             "run of it is the next step.")
 
 
+def n_sweep_runs(sweeps: dict) -> int:
+    """Runs of the sweeps besides the report's own (each ablation's first row is one of them)."""
+    n = 0
+    for name, sw in sweeps.items():
+        per_row = [len(seeds) for seeds in sw["rows"].values()]
+        rows = per_row[1:] if name not in VAES else per_row
+        n += sum(rows) + len(sw["missing"])
+    return n
+
+
+def mean_run_minutes(runs: dict) -> float:
+    secs = [r["train_seconds"] for per in runs.values() for r in per.values() if r.get("train_seconds")]
+    return float(np.median(secs)) / 60 if secs else 2.0
+
+
 COLLAPSED = 3.4  # a final ACC loss near log(32) = 3.47: one embedding for every image
 
 
@@ -556,7 +571,11 @@ def section(runs: dict, sweeps: dict, training: dict) -> str:
              "Command: `python docs/make_pose_report.py --train"
              + (f" --image-size {size}" if size != 64 else "")
              + f" --seeds {seeds_text(seeds)}` (seeds {seeds_text(seeds)}; the runs of each seed are "
-             "in `docs/results/pose.json`). Every number below is a mean ± sd over these seeds.", ""]
+             "in `docs/results/pose.json`). Every number below is a mean ± sd over these seeds. "
+             f"It trains {len(runs) * len(first)} runs for Tables 1 and 2 and "
+             f"{n_sweep_runs(sweeps)} more for the VAE rows and the ablations, one after another, "
+             f"each for about {mean_run_minutes(runs):.0f} minutes on 2 CPU cores; `--no-sweeps` "
+             "trains the tables' runs only.", ""]
     lines += timing_lines(runs, training)
     lines += ["### Table 1: pose without pose labels (nearest-neighbour lookup)", "",
               "| embedding | category | median err (°) | acc@30 | flip median (°) | flip acc@30 | source |",
