@@ -206,7 +206,7 @@ def earlier_training() -> dict:
         old = json.loads(RESULTS.read_text()).get("training") or {}
     except (OSError, ValueError):
         return {}
-    return old if isinstance(old.get("runs", {}), dict) and "runs" in old else {}
+    return old if isinstance(old.get("runs"), dict) else {}  # an older layout: start afresh
 
 
 def _run_record(cfg, store, *, need_eval: bool = True) -> dict | None:
@@ -216,13 +216,13 @@ def _run_record(cfg, store, *, need_eval: bool = True) -> dict | None:
     rec = store.get(cfg.run_id)
     if rec is None or rec.status != "done":
         return None
-    ev = rundir.read_model_eval(rec.dir)
-    if need_eval and ev is None:
-        return None
-    if not need_eval:  # another method's own evaluation: not a pose one
-        ev = None
-    elif ev is not None and "lookup_synthetic" not in ev["scores"]:  # evaluated before that score existed
-        ev = reevaluate(rec.dir)
+    ev = None  # another method's own evaluation is not a pose one: not read
+    if need_eval:
+        ev = rundir.read_model_eval(rec.dir)
+        if ev is None:
+            return None
+        if "lookup_synthetic" not in ev["scores"]:  # evaluated before that score existed
+            ev = reevaluate(rec.dir)
     metrics = rundir.read_metrics(rec.dir) or {}
     log = [r for r in rundir.read_log(rec.dir) if "time" in r]
     # wall time of the training steps (the first step's own duration from its rate)

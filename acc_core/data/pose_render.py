@@ -22,6 +22,7 @@ batched over images and chunked (`CHUNK`) so memory stays bounded.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
@@ -331,8 +332,6 @@ def render(factors, size: int = 64) -> torch.Tensor:
         raise ValueError(f"factor value indices out of range; sizes are {FACTOR_SIZES}")
     if int(size) != size or size < 8:
         raise ValueError(f"image size must be an integer of at least 8, got {size!r}")
-    import contextlib
-
     from acc_core.analysis.arrays import single_thread
 
     out = torch.empty((len(f), size, size, 3), dtype=torch.uint8)

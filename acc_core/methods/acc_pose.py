@@ -29,12 +29,10 @@ scratch at 64x64 replaces the ResNet, with a flattened 4x4 map instead of the gl
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from acc_core.methods.base import Method
@@ -155,11 +153,6 @@ def swap_share(params: PoseParams, step: int, steps: int) -> float:
         return 0.0
     ramp = params.swap_ramp * steps
     return 1.0 if ramp <= 0 else float(min(1.0, (step - start) / ramp))
-
-
-def swap_active(params: PoseParams, step: int, steps: int) -> bool:
-    """Whether step `step` (1-based) paints any synthetic background."""
-    return swap_share(params, step, steps) > 0
 
 
 def pose_batcher(config, dataset):

@@ -62,8 +62,17 @@ def untrained_model(config, dataset, device):
     return model.to(device).eval()
 
 
-def evaluate(model, config, dataset, device, *, untrained=None) -> dict:
+def split(dataset, cat: str) -> tuple[np.ndarray, np.ndarray]:
+    """Table 1's images of one category: (the synthetic dictionary of the training instances,
+    the real-domain queries of the held-out ones), sorted image indices."""
     from acc_core.data.pose_procedural import DICTIONARY_INSTANCES, TEST_INSTANCES
+
+    return (dataset.select(category=cat, instances=DICTIONARY_INSTANCES, domain="synthetic"),
+            dataset.select(category=cat, instances=TEST_INSTANCES, domain="real"))
+
+
+def evaluate(model, config, dataset, device, *, untrained=None) -> dict:
+    from acc_core.data.pose_procedural import TEST_INSTANCES
 
     untrained = untrained if untrained is not None else untrained_model(config, dataset, device)
     p = config.params
@@ -73,8 +82,7 @@ def evaluate(model, config, dataset, device, *, untrained=None) -> dict:
         scores["regression"] = {}
     arrays = {}
     for cat in p.categories:
-        dict_idx = dataset.select(category=cat, instances=DICTIONARY_INSTANCES, domain="synthetic")
-        query_idx = dataset.select(category=cat, instances=TEST_INSTANCES, domain="real")
+        dict_idx, query_idx = split(dataset, cat)
         dict_pose, true = dataset.poses(dict_idx), dataset.poses(query_idx)
         arrays[f"{cat}_query"], arrays[f"{cat}_dictionary"] = query_idx, dict_idx
         for key, net, suffix in (("lookup", model, ""), ("untrained", untrained, "_untrained")):
@@ -103,13 +111,11 @@ def lookup_scores(model, config, dataset, device, *, representation=None,
     """Table 1's lookup with any method's network (e.g. the weakly supervised VAEs): the
     real-domain images of the held-out instances against the synthetic dictionary, encoded
     with `representation` of the run's method. -> {category: pose_scores}."""
-    from acc_core.data.pose_procedural import DICTIONARY_INSTANCES, TEST_INSTANCES
     from acc_core.train import encode_images
 
     out = {}
     for cat in categories:
-        dict_idx = dataset.select(category=cat, instances=DICTIONARY_INSTANCES, domain="synthetic")
-        query_idx = dataset.select(category=cat, instances=TEST_INSTANCES, domain="real")
+        dict_idx, query_idx = split(dataset, cat)
         d = encode_images(model, config, dataset.images(dict_idx), device, representation)
         q = encode_images(model, config, dataset.images(query_idx), device, representation)
         pred, _ = pose_metrics.nearest_neighbour_poses(q, d, dataset.poses(dict_idx),
